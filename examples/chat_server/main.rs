@@ -1,0 +1,45 @@
+//! The example chat backend.
+//!
+//! Run with: `cargo run -p perf-examples --example chat_server`
+//!
+//! Needs nothing else: with no REDIS_URL and no DATABASE_URL everything runs
+//! in process. Listens on 127.0.0.1:8000 (set `CHAT_ADDR` to change it).
+//!
+//! ```text
+//! curl -s localhost:8000/api/chat -H 'content-type: application/json' -d '{"message":"hello there"}'
+//! curl -s localhost:8000/api/users/7
+//! curl -s localhost:8000/metrics | grep perf_function
+//! curl -s localhost:8000/health
+//! curl -s localhost:8000/status
+//! ```
+
+use perf_examples::chat::{AppState, app};
+use perf_runtime::PerfConfig;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+
+    let perf = perf_runtime::init(PerfConfig::from_env()?).await?;
+    let addr = std::env::var("CHAT_ADDR").unwrap_or_else(|_| "127.0.0.1:8000".to_owned());
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e} (set CHAT_ADDR to another address)"))?;
+    tracing::info!(
+        %addr,
+        health = %perf.quick_health_check().await.summary,
+        "chat backend listening; try POST /api/chat, GET /metrics, /health, /status"
+    );
+    axum::serve(listener, app(AppState::default()))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    perf_runtime::shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! HTTP handlers of the chat API.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use perf_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{AppState, Conversation, assistant};
+
+/// Longest message accepted, in bytes.
+const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// `POST /api/chat` body.
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest {
+    /// What the user says.
+    pub message: String,
+    /// The conversation to continue; a new one when absent.
+    pub conversation_id: Option<u64>,
+}
+
+/// `POST /api/chat` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChatReply {
+    /// The conversation this turn belongs to.
+    pub conversation_id: u64,
+    /// The assistant's answer.
+    pub reply: String,
+}
+
+/// Why a request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// The message is empty or too long.
+    #[error("message must be 1 to {MAX_MESSAGE_BYTES} bytes, got {0}")]
+    BadMessage(usize),
+    /// No conversation has this id.
+    #[error("no conversation {0}")]
+    NoConversation(u64),
+    /// No user has this id.
+    #[error("no user {0}")]
+    NoUser(u64),
+}
+
+impl IntoResponse for ChatError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            ChatError::BadMessage(_) => StatusCode::BAD_REQUEST,
+            ChatError::NoConversation(_) | ChatError::NoUser(_) => StatusCode::NOT_FOUND,
+        };
+        (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
+    }
+}
+
+/// Answers a message, continuing or starting a conversation.
+#[profile(name = "chat.send")]
+pub(crate) async fn send_message(
+    State(state): State<AppState>,
+    Json(request): Json<ChatRequest>,
+) -> Result<Json<ChatReply>, ChatError> {
+    let length = request.message.len();
+    if request.message.trim().is_empty() || length > MAX_MESSAGE_BYTES {
+        return Err(ChatError::BadMessage(length));
+    }
+    let turns_so_far = match request.conversation_id {
+        Some(id) => state
+            .conversations
+            .get(id)
+            .ok_or(ChatError::NoConversation(id))?
+            .turns
+            .len(),
+        None => 0,
+    };
+    let reply = assistant::reply(&request.message, turns_so_far).await;
+    let conversation_id = state
+        .conversations
+        .append(request.conversation_id, request.message, reply.clone())
+        .ok_or(ChatError::NoConversation(
+            request.conversation_id.unwrap_or_default(),
+        ))?;
+    Ok(Json(ChatReply {
+        conversation_id,
+        reply,
+    }))
+}
+
+/// Returns a conversation's turns.
+#[profile(name = "chat.history")]
+pub(crate) async fn get_conversation(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+) -> Result<Json<Conversation>, ChatError> {
+    state
+        .conversations
+        .get(id)
+        .map(Json)
+        .ok_or(ChatError::NoConversation(id))
+}
+
+/// A user profile. Users 1 to 1000 exist in this example.
+#[profile(name = "user.profile", fields(user_id))]
+pub(crate) async fn get_user(
+    Path(user_id): Path<u64>,
+) -> Result<Json<serde_json::Value>, ChatError> {
+    if !(1..=1000).contains(&user_id) {
+        return Err(ChatError::NoUser(user_id));
+    }
+    Ok(Json(serde_json::json!({
+        "user_id": user_id,
+        "name": format!("user-{user_id}"),
+        "plan": if user_id % 10 == 0 { "pro" } else { "free" },
+    })))
+}

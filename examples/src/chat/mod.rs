@@ -1,0 +1,32 @@
+//! The example chat backend: conversations kept in process, a stand-in
+//! assistant that answers locally, and the operator routes of the runtime.
+//!
+//! Every handler is `#[profile]`d, so `/metrics` shows calls, errors and
+//! latency per route, and `/health` and `/status` report the runtime.
+
+mod assistant;
+mod handlers;
+mod store;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use handlers::{ChatError, ChatReply, ChatRequest};
+pub use store::{Conversation, ConversationStore, Turn};
+
+/// Shared state of the handlers.
+#[derive(Clone, Default)]
+pub struct AppState {
+    /// Conversations by id.
+    pub conversations: ConversationStore,
+}
+
+/// The whole application: the chat API plus `/metrics`, `/health` and `/status`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/api/chat", post(handlers::send_message))
+        .route("/api/conversations/{id}", get(handlers::get_conversation))
+        .route("/api/users/{user_id}", get(handlers::get_user))
+        .with_state(state)
+        .merge(perf_runtime::axum::routes())
+}

@@ -1,0 +1,4 @@
+//! Shared code of the examples. `chat` is the example chat backend, kept in
+//! the library so the integration tests can drive the same router in process.
+
+pub mod chat;

@@ -1,0 +1,129 @@
+//! Helpers shared by every attribute's argument parser: one place for the
+//! "given more than once" check, error gathering, string values and the
+//! `crate = ".."` override.
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+use syn::meta::ParseNestedMeta;
+use syn::{Ident, LitStr, Token};
+
+/// Gathers every argument error so the user sees them all in one build
+/// (as serde's `Ctxt` does), instead of fixing them one compile at a time.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(existing) => existing.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub(crate) fn take(&mut self) -> Option<syn::Error> {
+        self.0.take()
+    }
+}
+
+/// Remembers which argument names were given, so a repeat is reported on the
+/// second occurrence.
+#[derive(Default)]
+pub(crate) struct Seen(Vec<String>);
+
+impl Seen {
+    /// Returns an error spanned at `ident` when this name was given before.
+    pub(crate) fn first_time(&mut self, ident: &Ident) -> syn::Result<()> {
+        let name = ident.to_string();
+        if self.0.contains(&name) {
+            return Err(syn::Error::new(
+                ident.span(),
+                format!("`{name}` is given more than once; keep one"),
+            ));
+        }
+        self.0.push(name);
+        Ok(())
+    }
+}
+
+/// Parses `= "string"` after an argument name, with an error on the value
+/// that shows the expected form.
+pub(crate) fn string_value(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<LitStr> {
+    let name = meta.path.to_token_stream().to_string();
+    if !meta.input.peek(Token![=]) {
+        return Err(meta.error(format!(
+            "`{name}` needs a value: expected a string literal, e.g. `{example}`"
+        )));
+    }
+    meta.input.parse::<Token![=]>()?;
+    let expr: syn::Expr = meta.input.parse()?;
+    match expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(lit),
+            ..
+        }) => Ok(lit),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("expected a string literal, e.g. `{example}`"),
+        )),
+    }
+}
+
+/// Consumes the value of an argument we are rejecting, so parsing can go on
+/// and report the other arguments' errors too.
+pub(crate) fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) {
+        meta.input.parse::<Token![=]>()?;
+        meta.input.parse::<syn::Expr>()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        let _group: proc_macro2::Group = meta.input.parse()?;
+    }
+    Ok(())
+}
+
+/// Parses the tokens inside `name(..)` without interpreting them.
+pub(crate) fn parenthesized_tokens(meta: &ParseNestedMeta<'_>) -> syn::Result<TokenStream> {
+    let content;
+    syn::parenthesized!(content in meta.input);
+    content.parse()
+}
+
+/// `crate = "path"`: where the runtime is, for users who re-export it.
+pub(crate) fn crate_path(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::Path> {
+    let lit = string_value(meta, "crate = \"::my_crate::perf\"")?;
+    lit.parse::<syn::Path>().map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            format!(
+                "`{}` is not a path; expected e.g. `crate = \"::my_crate::perf\"`",
+                lit.value()
+            ),
+        )
+    })
+}
+
+/// The runtime's path when no `crate = ".."` is given.
+pub(crate) fn default_crate_path() -> syn::Path {
+    syn::parse_quote!(::perf_runtime)
+}
+
+/// Error for an argument this attribute does not know, listing those it does.
+pub(crate) fn unknown_argument(attribute: &str, path: &syn::Path, accepted: &[&str]) -> syn::Error {
+    let name = path.to_token_stream().to_string();
+    let list = accepted
+        .iter()
+        .map(|a| format!("`{a}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    syn::Error::new_spanned(
+        path,
+        format!("unknown `#[{attribute}]` argument `{name}`; expected one of: {list}"),
+    )
+}
+
+/// The user's item unchanged, followed by the errors: keeps the item defined
+/// (so IDE completion and later code still see it) while the build fails.
+pub(crate) fn item_with_error(item: TokenStream, error: syn::Error) -> TokenStream {
+    let mut out = item;
+    out.extend(error.to_compile_error());
+    out
+}

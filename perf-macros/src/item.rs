@@ -1,0 +1,89 @@
+//! A lenient function parser: attributes, visibility and signature are
+//! parsed, the body is kept as an untouched token group. Not parsing the body
+//! keeps expansion cheap and keeps IDE completion working inside half-written
+//! code (tokio's `ItemFn` and tracing's `MaybeItemFn` do the same).
+
+use proc_macro2::{Delimiter, Group, TokenTree};
+use syn::parse::ParseStream;
+use syn::visit::Visit;
+use syn::{Attribute, Signature, Token, Visibility};
+
+pub(crate) struct MaybeFn {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) sig: Signature,
+    pub(crate) body: Group,
+}
+
+impl MaybeFn {
+    /// Parses a function for `#[attribute]`, with errors that name the
+    /// attribute and point at the token that is wrong.
+    pub(crate) fn parse_for(attribute: &'static str, input: ParseStream<'_>) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        if !looks_like_fn(input) {
+            let token: TokenTree = input.parse().map_err(|_| {
+                syn::Error::new(
+                    input.span(),
+                    format!("`#[{attribute}]` goes on a function, but no item follows"),
+                )
+            })?;
+            return Err(syn::Error::new(
+                token.span(),
+                format!(
+                    "`#[{attribute}]` goes on a function (`fn` or `async fn`), not on this item"
+                ),
+            ));
+        }
+        let sig: Signature = input.parse()?;
+        if input.peek(Token![;]) {
+            let semi: Token![;] = input.parse()?;
+            return Err(syn::Error::new(
+                semi.span,
+                format!("`#[{attribute}]` needs a function body; put it on the implementation"),
+            ));
+        }
+        let body = match input.parse::<TokenTree>()? {
+            TokenTree::Group(group) if group.delimiter() == Delimiter::Brace => group,
+            other => return Err(syn::Error::new(other.span(), "expected a function body")),
+        };
+        Ok(MaybeFn {
+            attrs,
+            vis,
+            sig,
+            body,
+        })
+    }
+}
+
+/// Whether the next tokens start a function signature.
+fn looks_like_fn(input: ParseStream<'_>) -> bool {
+    let fork = input.fork();
+    loop {
+        if fork.peek(Token![fn]) {
+            return true;
+        }
+        let qualifier = fork.peek(Token![const])
+            || fork.peek(Token![async])
+            || fork.peek(Token![unsafe])
+            || fork.peek(Token![extern])
+            || fork.peek(syn::LitStr);
+        if !qualifier || fork.parse::<TokenTree>().is_err() {
+            return false;
+        }
+    }
+}
+
+/// Whether a type mentions `impl Trait` anywhere; such a type cannot be
+/// written in a `let` binding, so the expansion omits its typed fake return.
+pub(crate) fn contains_impl_trait(ty: &syn::Type) -> bool {
+    struct Finder(bool);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type(ty);
+    finder.0
+}

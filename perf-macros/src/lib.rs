@@ -1,0 +1,24 @@
+//! Attribute macros of the `perf` framework.
+//!
+//! Do not depend on this crate directly: `perf-runtime` re-exports every
+//! attribute (behind its default `macros` feature) and the generated code
+//! calls into `::perf_runtime::__private`. The attributes are documented
+//! where users find them, on their re-exports in `perf_runtime`.
+//!
+//! Each attribute hands off to its own module in one line: argument parsing,
+//! validation and code generation live there, shared helpers in [`args`] and
+//! [`item`].
+
+mod args;
+mod item;
+mod profile;
+
+use proc_macro::TokenStream;
+
+/// Records calls, errors, in-flight calls and a duration histogram for a
+/// function, inside a `tracing` span. See `perf_runtime::profile` for the
+/// arguments and what the expansion looks like.
+#[proc_macro_attribute]
+pub fn profile(args: TokenStream, item: TokenStream) -> TokenStream {
+    profile::expand(args.into(), item.into()).into()
+}

@@ -1,0 +1,15 @@
+//! Support for the code the attributes generate. Not a public API: names
+//! here change with `perf-macros`, which is pinned to this crate's version.
+
+pub use tracing;
+pub use tracing::Instrument;
+
+pub use crate::profile::{OtherOutcome, OutcomeProbe, ProfileSite, ResultOutcome};
+
+/// Calls `f` once. A closure passed here is typed `FnOnce`, so a body that
+/// returns a reborrow of a captured `&mut` (`fn get(&mut self) -> &mut T`)
+/// still compiles.
+#[inline(always)]
+pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}

@@ -1,0 +1,111 @@
+//! The runtime's PostgreSQL pool (`sqlx`), created lazily so start-up never
+//! waits on the database, with a `SELECT 1` health check.
+//!
+//! The health check uses the simple query protocol (`raw_sql`): it prepares
+//! no statement, so it also works through PgBouncer in transaction mode.
+//! When the pool cannot hand out a connection in time (sqlx retries a
+//! refused connection until its deadline and then only says "timed out"),
+//! the check connects once directly to report the real cause.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+
+use crate::config::{PerfConfig, SecretUrl};
+use crate::lifecycle::InitError;
+use crate::monitor::HealthCheck;
+
+/// Longest a caller waits for a pooled connection before a clear error.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub(crate) struct PostgresBackend {
+    pool: PgPool,
+    options: PgConnectOptions,
+    url: SecretUrl,
+    health_timeout: Duration,
+}
+
+impl PostgresBackend {
+    pub(crate) fn connect(url: &SecretUrl, config: &PerfConfig) -> Result<Self, InitError> {
+        let options =
+            PgConnectOptions::from_str(url.expose()).map_err(|e| InitError::Postgres {
+                url: url.redacted(),
+                reason: url.scrub(&e.to_string()),
+            })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.db_max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options.clone());
+        Ok(PostgresBackend {
+            pool,
+            options,
+            url: url.clone(),
+            health_timeout: config.health_check_timeout,
+        })
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        self.url.redacted()
+    }
+
+    pub(crate) fn health_check(&self) -> PostgresHealth {
+        PostgresHealth {
+            pool: self.pool.clone(),
+            options: self.options.clone(),
+            url: self.url.clone(),
+            timeout: self.health_timeout,
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `SELECT 1` through the pool.
+pub(crate) struct PostgresHealth {
+    pool: PgPool,
+    options: PgConnectOptions,
+    url: SecretUrl,
+    timeout: Duration,
+}
+
+impl HealthCheck for PostgresHealth {
+    fn name(&self) -> &str {
+        "postgres"
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let failed = |cause: String| {
+                format!(
+                    "SELECT 1 on {} failed: {}",
+                    self.url.redacted(),
+                    self.url.scrub(&cause)
+                )
+            };
+            // Half the budget for the pool, most of the rest to diagnose.
+            let query = sqlx::raw_sql("SELECT 1").execute(&self.pool);
+            match tokio::time::timeout(self.timeout / 2, query).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(sqlx::Error::PoolTimedOut)) | Err(_) => {}
+                Ok(Err(error)) => return Err(failed(error.to_string())),
+            }
+            let direct = PgConnection::connect_with(&self.options);
+            Err(failed(
+                match tokio::time::timeout(self.timeout * 2 / 5, direct).await {
+                    Ok(Err(error)) => format!("cannot connect: {error}"),
+                    Ok(Ok(connection)) => {
+                        let _ = connection.close().await;
+                        "the pool had no free connection in time (the server accepts new ones)"
+                            .to_owned()
+                    }
+                    Err(_) => "the server does not answer".to_owned(),
+                },
+            ))
+        })
+    }
+}

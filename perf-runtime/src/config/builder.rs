@@ -1,0 +1,274 @@
+//! [`PerfConfigBuilder`]: the configuration in code (the seed's
+//! `PerformanceIntegrationConfig`), validated once in [`PerfConfigBuilder::build`].
+
+use std::time::Duration;
+
+use super::{ConfigError, PerfConfig, SecretUrl};
+
+/// Expected forms, shared by the environment reader and the builder so both
+/// report the same text.
+pub(crate) mod expected {
+    pub(crate) const POSITIVE_INTEGER: &str = "a positive integer";
+    pub(crate) const SECONDS: &str = "a positive whole number of seconds, e.g. 60";
+    pub(crate) const MILLISECONDS: &str = "a positive number of milliseconds, e.g. 500.0";
+    pub(crate) const PERCENT: &str = "a percentage from 0 to 100, e.g. 1.0";
+    pub(crate) const BOOLEAN: &str = "true or false (also 1/0, yes/no, on/off)";
+    pub(crate) const PORT: &str = "a port number from 1 to 65535";
+    pub(crate) const REDIS_DB: &str = "a database index from 0 to 65535";
+    pub(crate) const HOST: &str = "a host name or IP address, e.g. 127.0.0.1";
+    pub(crate) const REDIS_URL: &str = "a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0";
+    pub(crate) const DATABASE_URL: &str =
+        "a postgres:// URL, e.g. postgres://app:password@127.0.0.1:5432/app";
+    pub(crate) const BUCKETS: &str = "a non-empty list of increasing, positive bucket bounds";
+    pub(crate) const TIMEOUT: &str = "a positive duration";
+}
+
+/// Builds a [`PerfConfig`] in code. Setters take typed values; everything
+/// is checked in [`build`](Self::build), which names the setting by its
+/// environment variable.
+///
+/// ```
+/// use perf_runtime::config::PerfConfig;
+///
+/// let err = PerfConfig::builder().max_async_workers(0).build().unwrap_err();
+/// assert_eq!(err.to_string(), "MAX_ASYNC_WORKERS=\"0\": expected a positive integer");
+///
+/// let err = PerfConfig::builder().redis_url("http://cache:6379").build().unwrap_err();
+/// assert!(err.to_string().starts_with("REDIS_URL=\"http://cache:6379\": expected a redis://"));
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct PerfConfigBuilder {
+    config: PerfConfig,
+    redis_url: Option<String>,
+    redis_host: Option<String>,
+    redis_port: Option<u16>,
+    redis_db: Option<u16>,
+    database_url: Option<String>,
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.config.$name = value;
+                self
+            }
+        )*
+    };
+}
+
+impl PerfConfigBuilder {
+    /// `REDIS_URL`: `redis://[user:password@]host:port/db` or `rediss://`. Wins over `redis_host`.
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
+        self
+    }
+
+    /// `REDIS_HOST`: connect to Redis on this host (with `redis_port` and `redis_db`).
+    pub fn redis_host(mut self, host: impl Into<String>) -> Self {
+        self.redis_host = Some(host.into());
+        self
+    }
+
+    /// `REDIS_PORT` (default 6379), used with `redis_host`.
+    pub fn redis_port(mut self, port: u16) -> Self {
+        self.redis_port = Some(port);
+        self
+    }
+
+    /// `REDIS_DB` (default 0), used with `redis_host`.
+    pub fn redis_db(mut self, db: u16) -> Self {
+        self.redis_db = Some(db);
+        self
+    }
+
+    /// `DATABASE_URL`: `postgres://user:password@host:port/db`.
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.database_url = Some(url.into());
+        self
+    }
+
+    setters! {
+        /// `DB_MAX_CONNECTIONS`: PostgreSQL pool size (positive).
+        db_max_connections: u32;
+        /// `HTTP_MAX_CONNECTIONS`: cap on outbound HTTP connections (positive).
+        http_max_connections: u32;
+        /// `REDIS_MAX_CONNECTIONS`: cap on Redis connections (positive).
+        redis_max_connections: u32;
+        /// `MONITORING_INTERVAL`: period of health checks and process metrics (at least a second).
+        monitoring_interval: Duration;
+        /// `ENABLE_PROMETHEUS`: install the Prometheus recorder in `init`.
+        enable_prometheus: bool;
+        /// `MAX_ASYNC_WORKERS`: background job workers (positive).
+        max_async_workers: u32;
+        /// `RESPONSE_TIME_THRESHOLD`: slowest acceptable response.
+        response_time_threshold: Duration;
+        /// `ERROR_RATE_THRESHOLD`: percent of calls (0–100).
+        error_rate_threshold: f64;
+        /// `MEMORY_THRESHOLD`: percent of memory (0–100).
+        memory_threshold: f64;
+        /// `CPU_THRESHOLD`: percent of CPU (0–100).
+        cpu_threshold: f64;
+        /// `ENABLE_BENCHMARKING`: periodic self-benchmark.
+        enable_benchmarking: bool;
+        /// `AUTO_BENCHMARK_INTERVAL`: period of the self-benchmark (at least a second).
+        auto_benchmark_interval: Duration;
+        /// Multi-level caching on or off.
+        enable_advanced_caching: bool;
+        /// Connections to Redis and PostgreSQL on or off.
+        enable_connection_pooling: bool;
+        /// The monitoring loop on or off.
+        enable_monitoring: bool;
+        /// Background jobs on or off.
+        enable_async_processing: bool;
+        /// Buckets (seconds) of every `*_seconds` histogram without its own.
+        latency_buckets: Vec<f64>;
+        /// How long one health check may take before it counts as down.
+        health_check_timeout: Duration;
+    }
+
+    /// Buckets for one histogram by its full name (e.g.
+    /// `perf_function_duration_seconds`), overriding `latency_buckets`.
+    pub fn metric_buckets(mut self, metric: impl Into<String>, buckets: Vec<f64>) -> Self {
+        self.config.metric_buckets.push((metric.into(), buckets));
+        self
+    }
+
+    /// Checks every setting and returns the configuration.
+    ///
+    /// # Errors
+    /// The first setting out of range, named by its environment variable.
+    pub fn build(self) -> Result<PerfConfig, ConfigError> {
+        let mut config = self.config;
+        config.redis = redis_target(
+            self.redis_url,
+            self.redis_host,
+            self.redis_port,
+            self.redis_db,
+        )?;
+        config.database = match self.database_url {
+            Some(raw) => Some(parse_url(
+                "DATABASE_URL",
+                &raw,
+                &["postgres", "postgresql"],
+                expected::DATABASE_URL,
+            )?),
+            None => None,
+        };
+        for (variable, value) in [
+            ("DB_MAX_CONNECTIONS", config.db_max_connections),
+            ("HTTP_MAX_CONNECTIONS", config.http_max_connections),
+            ("REDIS_MAX_CONNECTIONS", config.redis_max_connections),
+            ("MAX_ASYNC_WORKERS", config.max_async_workers),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(
+                    variable,
+                    "0",
+                    expected::POSITIVE_INTEGER,
+                ));
+            }
+        }
+        for (variable, value) in [
+            ("MONITORING_INTERVAL", config.monitoring_interval),
+            ("AUTO_BENCHMARK_INTERVAL", config.auto_benchmark_interval),
+        ] {
+            if value < Duration::from_secs(1) {
+                let shown = value.as_secs_f64().to_string();
+                return Err(ConfigError::invalid(variable, &shown, expected::SECONDS));
+            }
+        }
+        if config.response_time_threshold.is_zero() {
+            return Err(ConfigError::invalid(
+                "RESPONSE_TIME_THRESHOLD",
+                "0",
+                expected::MILLISECONDS,
+            ));
+        }
+        for (variable, value) in [
+            ("ERROR_RATE_THRESHOLD", config.error_rate_threshold),
+            ("MEMORY_THRESHOLD", config.memory_threshold),
+            ("CPU_THRESHOLD", config.cpu_threshold),
+        ] {
+            if !(0.0..=100.0).contains(&value) {
+                return Err(ConfigError::invalid(
+                    variable,
+                    &value.to_string(),
+                    expected::PERCENT,
+                ));
+            }
+        }
+        if config.health_check_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "health_check_timeout",
+                "0s",
+                expected::TIMEOUT,
+            ));
+        }
+        check_buckets("latency_buckets", &config.latency_buckets)?;
+        for (_, buckets) in &config.metric_buckets {
+            check_buckets("metric_buckets", buckets)?;
+        }
+        Ok(config)
+    }
+}
+
+/// `REDIS_URL` wins; otherwise `REDIS_HOST` with its port and database;
+/// otherwise no Redis.
+fn redis_target(
+    url: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    db: Option<u16>,
+) -> Result<Option<SecretUrl>, ConfigError> {
+    if port == Some(0) {
+        return Err(ConfigError::invalid("REDIS_PORT", "0", expected::PORT));
+    }
+    if let Some(raw) = url {
+        return parse_url("REDIS_URL", &raw, &["redis", "rediss"], expected::REDIS_URL).map(Some);
+    }
+    let Some(host) = host else { return Ok(None) };
+    let host_is_valid = !host.is_empty()
+        && !host
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '/' | '@' | '?' | '#'));
+    if !host_is_valid {
+        return Err(ConfigError::invalid("REDIS_HOST", &host, expected::HOST));
+    }
+    let raw = format!(
+        "redis://{host}:{}/{}",
+        port.unwrap_or(6379),
+        db.unwrap_or(0)
+    );
+    parse_url("REDIS_HOST", &raw, &["redis"], expected::HOST).map(Some)
+}
+
+fn parse_url(
+    variable: &'static str,
+    raw: &str,
+    schemes: &[&str],
+    expected: &'static str,
+) -> Result<SecretUrl, ConfigError> {
+    let url: SecretUrl = raw
+        .parse()
+        .map_err(|_| ConfigError::invalid(variable, raw, expected))?;
+    if !schemes.contains(&url.scheme()) || url.host().is_none() {
+        return Err(ConfigError::invalid(variable, raw, expected));
+    }
+    Ok(url)
+}
+
+fn check_buckets(setting: &'static str, buckets: &[f64]) -> Result<(), ConfigError> {
+    let increasing = buckets.windows(2).all(|pair| pair[0] < pair[1]);
+    let positive = buckets.iter().all(|b| b.is_finite() && *b > 0.0);
+    if buckets.is_empty() || !increasing || !positive {
+        return Err(ConfigError::invalid(
+            setting,
+            &format!("{buckets:?}"),
+            expected::BUCKETS,
+        ));
+    }
+    Ok(())
+}

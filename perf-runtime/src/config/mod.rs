@@ -1,0 +1,190 @@
+//! Configuration: [`PerfConfig`] from the environment or from code.
+//!
+//! Every variable of the seed guide is read, with these defaults:
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `REDIS_URL` | unset | `redis://[user:password@]host:port/db` (or `rediss://`); wins over the three below |
+//! | `REDIS_HOST` | unset | Redis host; unset (and no `REDIS_URL`) means no Redis: everything stays in process |
+//! | `REDIS_PORT` | `6379` | Redis port, used with `REDIS_HOST` |
+//! | `REDIS_DB` | `0` | Redis database index, used with `REDIS_HOST` |
+//! | `DATABASE_URL` | unset | `postgres://user:password@host:port/db`; unset means no database |
+//! | `DB_MAX_CONNECTIONS` | `50` | PostgreSQL pool size |
+//! | `HTTP_MAX_CONNECTIONS` | `200` | cap on outbound HTTP connections |
+//! | `REDIS_MAX_CONNECTIONS` | `100` | cap on Redis connections |
+//! | `MONITORING_INTERVAL` | `60` | seconds between health checks and process-metric samples |
+//! | `ENABLE_PROMETHEUS` | `true` | install the Prometheus recorder and serve `/metrics` |
+//! | `MAX_ASYNC_WORKERS` | `100` | background job workers |
+//! | `RESPONSE_TIME_THRESHOLD` | `500.0` | milliseconds; alert and benchmark threshold |
+//! | `ERROR_RATE_THRESHOLD` | `1.0` | percent of calls |
+//! | `MEMORY_THRESHOLD` | `80.0` | percent of memory |
+//! | `CPU_THRESHOLD` | `70.0` | percent of CPU |
+//! | `ENABLE_BENCHMARKING` | `false` | periodic self-benchmark |
+//! | `AUTO_BENCHMARK_INTERVAL` | `3600` | seconds between self-benchmarks |
+//!
+//! Booleans accept `true`/`false`, `1`/`0`, `yes`/`no` and `on`/`off`. A bad
+//! value is a [`ConfigError`] naming the variable, the value and the expected
+//! form. Passwords in URLs are never printed: see [`SecretUrl`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use perf_runtime::config::PerfConfig;
+//!
+//! let config = PerfConfig::builder()
+//!     .max_async_workers(8)
+//!     .monitoring_interval(Duration::from_secs(15))
+//!     .enable_benchmarking(false)
+//!     .build()
+//!     .unwrap();
+//! assert!(config.redis.is_none()); // the embedded default: everything in process
+//! ```
+
+mod builder;
+mod env;
+mod secret;
+
+use std::time::Duration;
+
+pub use builder::PerfConfigBuilder;
+pub use env::VARIABLES;
+pub use secret::SecretUrl;
+pub(crate) use secret::shown_value;
+
+/// Latency buckets (seconds) for every `*_seconds` histogram unless a metric
+/// has its own: from 0.5 ms (an L1 cache hit) to 10 s (a slow model call).
+pub const DEFAULT_LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The runtime's configuration. Build it with [`PerfConfig::from_env`],
+/// [`PerfConfig::builder`] or [`PerfConfig::default`] (the embedded default:
+/// no Redis, no database, everything in process).
+///
+/// Fields are public to read; build a changed copy with the builder.
+#[derive(Clone, Debug, serde::Serialize)]
+#[non_exhaustive]
+pub struct PerfConfig {
+    /// Redis, from `REDIS_URL` or `REDIS_HOST`/`REDIS_PORT`/`REDIS_DB`; `None` keeps everything in process.
+    pub redis: Option<SecretUrl>,
+    /// PostgreSQL, from `DATABASE_URL`; `None` means no database.
+    pub database: Option<SecretUrl>,
+    /// `DB_MAX_CONNECTIONS`: PostgreSQL pool size.
+    pub db_max_connections: u32,
+    /// `HTTP_MAX_CONNECTIONS`: cap on outbound HTTP connections.
+    pub http_max_connections: u32,
+    /// `REDIS_MAX_CONNECTIONS`: cap on Redis connections.
+    pub redis_max_connections: u32,
+    /// `MONITORING_INTERVAL`: period of health checks and process-metric samples.
+    pub monitoring_interval: Duration,
+    /// `ENABLE_PROMETHEUS`: install the Prometheus recorder in [`crate::init`].
+    pub enable_prometheus: bool,
+    /// `MAX_ASYNC_WORKERS`: background job workers.
+    pub max_async_workers: u32,
+    /// `RESPONSE_TIME_THRESHOLD` (milliseconds in the environment).
+    pub response_time_threshold: Duration,
+    /// `ERROR_RATE_THRESHOLD`, percent of calls.
+    pub error_rate_threshold: f64,
+    /// `MEMORY_THRESHOLD`, percent of memory.
+    pub memory_threshold: f64,
+    /// `CPU_THRESHOLD`, percent of CPU.
+    pub cpu_threshold: f64,
+    /// `ENABLE_BENCHMARKING`: periodic self-benchmark.
+    pub enable_benchmarking: bool,
+    /// `AUTO_BENCHMARK_INTERVAL`: period of the self-benchmark.
+    pub auto_benchmark_interval: Duration,
+    /// Multi-level caching (the seed's `enable_advanced_caching`).
+    pub enable_advanced_caching: bool,
+    /// Connections to Redis and PostgreSQL (the seed's `enable_connection_pooling`);
+    /// off, configured URLs are kept but not connected.
+    pub enable_connection_pooling: bool,
+    /// The monitoring loop: periodic health checks and process metrics.
+    pub enable_monitoring: bool,
+    /// Background jobs (the seed's `enable_async_processing`).
+    pub enable_async_processing: bool,
+    /// Buckets (seconds) of every `*_seconds` histogram without its own.
+    pub latency_buckets: Vec<f64>,
+    /// Buckets for named histograms, overriding [`Self::latency_buckets`].
+    pub metric_buckets: Vec<(String, Vec<f64>)>,
+    /// How long one health check may take before it counts as down.
+    pub health_check_timeout: Duration,
+}
+
+impl Default for PerfConfig {
+    fn default() -> Self {
+        PerfConfig {
+            redis: None,
+            database: None,
+            db_max_connections: 50,
+            http_max_connections: 200,
+            redis_max_connections: 100,
+            monitoring_interval: Duration::from_secs(60),
+            enable_prometheus: true,
+            max_async_workers: 100,
+            response_time_threshold: Duration::from_millis(500),
+            error_rate_threshold: 1.0,
+            memory_threshold: 80.0,
+            cpu_threshold: 70.0,
+            enable_benchmarking: false,
+            auto_benchmark_interval: Duration::from_secs(3600),
+            enable_advanced_caching: true,
+            enable_connection_pooling: true,
+            enable_monitoring: true,
+            enable_async_processing: true,
+            latency_buckets: DEFAULT_LATENCY_BUCKETS.to_vec(),
+            metric_buckets: Vec::new(),
+            health_check_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl PerfConfig {
+    /// Starts from the defaults; see [`PerfConfigBuilder`].
+    pub fn builder() -> PerfConfigBuilder {
+        PerfConfigBuilder::default()
+    }
+
+    /// Reads every variable of the table above from the process environment.
+    ///
+    /// # Errors
+    /// The first variable whose value is malformed or out of range, as
+    /// `MAX_ASYNC_WORKERS="ten": expected a positive integer`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Self::from_env`], reading variables through `lookup` (tests,
+    /// or a configuration source of your own).
+    ///
+    /// # Errors
+    /// As [`Self::from_env`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        env::read(&lookup)?.build()
+    }
+}
+
+/// A configuration value that is malformed or out of range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `variable` holds `value`, which is not of the `expected` form. A value
+    /// that may hold a password is shown redacted.
+    #[error("{variable}=\"{value}\": expected {expected}")]
+    Invalid {
+        /// The environment variable (also used for the builder setting of the same name).
+        variable: &'static str,
+        /// The value as given, with any password replaced by `***`.
+        value: String,
+        /// The accepted form, with an example.
+        expected: &'static str,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(variable: &'static str, raw: &str, expected: &'static str) -> Self {
+        ConfigError::Invalid {
+            variable,
+            value: shown_value(raw),
+            expected,
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! # perf-runtime
+//!
+//! Make the backend of an AI chat service fast by annotation. This crate is
+//! the one to depend on: it holds the runtime and re-exports the attributes.
+//!
+//! ```
+//! use perf_runtime::prelude::*;
+//!
+//! #[profile]
+//! async fn answer(question: String) -> Result<String, std::io::Error> {
+//!     Ok(format!("you asked: {question}"))
+//! }
+//!
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // Everything in process unless REDIS_URL / DATABASE_URL say otherwise.
+//!     let perf = perf_runtime::init(PerfConfig::from_env()?).await?;
+//!     answer("hi".into()).await?;
+//!     let calls = perf.get_metrics().function("answer").map(|f| f.calls_ok);
+//!     assert_eq!(calls, Some(1));
+//!     perf_runtime::shutdown().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! - [`config`]: [`PerfConfig`] from the environment or a builder.
+//! - [`init`], [`global`], [`shutdown`] and the [`Perf`] handle with the
+//!   status API (`get_status`, `get_metrics`, `quick_health_check`).
+//! - [`profile`]: `#[profile]` and manual scopes, recorded as Prometheus
+//!   metrics and `tracing` spans.
+//! - [`monitor`]: metric names, health checks, typed reports.
+//! - `axum` (feature `axum`): `/metrics`, `/health`, `/status` routes.
+//!
+//! ## Features
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `macros` | yes | the attributes |
+//! | `prometheus` | yes | the Prometheus recorder installed by `init`, process metrics |
+//! | `axum` | yes | [`axum::routes`](crate::axum::routes) |
+//! | `redis` | no | Redis through `fred` (REDIS_URL / REDIS_HOST), health check |
+//! | `postgres` | no | PostgreSQL through `sqlx` (DATABASE_URL), health check |
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod config;
+mod lifecycle;
+pub mod monitor;
+pub mod profile;
+
+#[cfg(feature = "axum")]
+pub mod axum;
+mod backends;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use config::{ConfigError, PerfConfig};
+pub use lifecycle::{InitError, Perf, VERSION, global, init, shutdown};
+
+/// `#[profile]`: calls, errors, in-flight calls and a duration histogram for
+/// a function, in a `tracing` span. See the [`profile`](mod@profile) module
+/// for its arguments and expansion.
+#[cfg(feature = "macros")]
+pub use perf_macros::profile;
+
+/// What an annotated service needs in scope: `use perf_runtime::prelude::*;`.
+pub mod prelude {
+    #[cfg(feature = "macros")]
+    pub use crate::profile;
+    pub use crate::{Perf, PerfConfig, global, init, shutdown};
+}

@@ -1,0 +1,440 @@
+//! The runtime's lifecycle: [`init`], [`global`], [`shutdown`] and the
+//! [`Perf`] handle with the status API.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::backends::Backends;
+use crate::config::PerfConfig;
+use crate::monitor::{
+    ComponentStatus, HealthCheck, HealthReport, MetricsReport, StatusReport, health, names,
+    recorder,
+};
+
+/// The crate version, as shown in `perf_build_info` and status reports.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How often the Prometheus recorder drains histogram samples into buckets,
+/// which bounds the memory held between scrapes.
+#[cfg(feature = "prometheus")]
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+static GLOBAL: RwLock<Option<Perf>> = RwLock::new(None);
+static EMBEDDED: std::sync::OnceLock<Perf> = std::sync::OnceLock::new();
+
+/// Starts the runtime from `config` and makes it the global one (the seed's
+/// `initialize_performance_systems`). Call it once, early in `main`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let perf = perf_runtime::init(perf_runtime::PerfConfig::from_env()?).await?;
+/// println!("{}", perf.quick_health_check().await.summary);
+/// perf_runtime::shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// [`InitError`]: already initialised, another metrics recorder installed,
+/// a configured backend whose feature is off, or no Tokio runtime.
+pub async fn init(config: PerfConfig) -> Result<Perf, InitError> {
+    if GLOBAL
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_some()
+    {
+        return Err(InitError::AlreadyInitialized);
+    }
+    let perf = Perf::start(config).await?;
+    let mut slot = GLOBAL.write().unwrap_or_else(PoisonError::into_inner);
+    if slot.is_some() {
+        drop(slot);
+        perf.shutdown().await;
+        return Err(InitError::AlreadyInitialized);
+    }
+    *slot = Some(perf.clone());
+    Ok(perf)
+}
+
+/// The global runtime: the one [`init`] started, or else the embedded
+/// default (everything in process, nothing connected), so annotated code
+/// called before `init` works and never panics.
+pub fn global() -> Perf {
+    if let Some(perf) = GLOBAL
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+    {
+        return perf.clone();
+    }
+    EMBEDDED.get_or_init(Perf::embedded).clone()
+}
+
+/// Stops the global runtime (the seed's `shutdown_performance_systems`):
+/// background tasks end, connections close, metrics are flushed. Later
+/// calls see the embedded default again; `init` may be called anew.
+pub async fn shutdown() {
+    let perf = GLOBAL
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some(perf) = perf {
+        perf.shutdown().await;
+    }
+}
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// `init` was called while a runtime is running.
+    #[error(
+        "perf_runtime::init was called twice; call perf_runtime::shutdown() first, or use Perf::start for a second, non-global instance"
+    )]
+    AlreadyInitialized,
+    /// Another metrics recorder owns the process.
+    #[error(
+        "another metrics recorder is already installed; set ENABLE_PROMETHEUS=false to keep it, or remove it to use perf's Prometheus exporter"
+    )]
+    RecorderTaken,
+    /// The Prometheus exporter refused its settings.
+    #[error("the Prometheus exporter refused its settings: {0}")]
+    Metrics(String),
+    /// A setting needs a cargo feature that is off.
+    #[error(
+        "{setting} is set but perf-runtime was built without its `{feature}` feature; enable it in Cargo.toml or unset {setting}"
+    )]
+    FeatureMissing {
+        /// The environment variable that asks for the backend.
+        setting: &'static str,
+        /// The feature to enable.
+        feature: &'static str,
+    },
+    /// The Redis client could not be built from its URL.
+    #[error("cannot use Redis at {url}: {reason}")]
+    Redis {
+        /// The URL, password redacted.
+        url: String,
+        /// What the client said.
+        reason: String,
+    },
+    /// The PostgreSQL pool could not be built from its URL.
+    #[error("cannot use PostgreSQL at {url}: {reason}")]
+    Postgres {
+        /// The URL, password redacted.
+        url: String,
+        /// What the driver said.
+        reason: String,
+    },
+    /// `init` was awaited outside a Tokio runtime.
+    #[error(
+        "perf_runtime::init needs a Tokio runtime (it spawns its monitoring tasks); call it from #[tokio::main]"
+    )]
+    NoTokioRuntime,
+}
+
+/// A handle to a running runtime; cheap to clone. [`init`] makes the global
+/// one; [`Perf::start`] makes independent instances (two services in one
+/// test process, say).
+#[derive(Clone)]
+pub struct Perf {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: PerfConfig,
+    embedded: bool,
+    started: quanta::Instant,
+    checks: RwLock<Vec<Arc<dyn HealthCheck>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    stop: watch::Sender<bool>,
+    stopped: AtomicBool,
+    #[cfg(feature = "prometheus")]
+    prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    #[cfg(feature = "prometheus")]
+    process: metrics_process::Collector,
+    backends: Backends,
+}
+
+impl Perf {
+    /// Starts a runtime from `config` without making it the global one.
+    ///
+    /// # Errors
+    /// As [`init`], except `AlreadyInitialized`.
+    pub async fn start(config: PerfConfig) -> Result<Perf, InitError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(InitError::NoTokioRuntime);
+        }
+        #[cfg(feature = "prometheus")]
+        let prometheus = if config.enable_prometheus {
+            Some(recorder::install(&config)?)
+        } else {
+            None
+        };
+        recorder::settle();
+        describe_metrics();
+        metrics::gauge!(names::BUILD_INFO, "version" => VERSION).set(1.0);
+
+        let backends = Backends::connect(&config)?;
+        // Give fresh connections a moment, so a health check right after
+        // start-up reports the service rather than "not connected yet".
+        backends.wait_connected(config.health_check_timeout).await;
+        let checks = backends.health_checks();
+
+        let (stop, _) = watch::channel(false);
+        let perf = Perf {
+            inner: Arc::new(Inner {
+                embedded: false,
+                started: quanta::Instant::now(),
+                checks: RwLock::new(checks),
+                tasks: Mutex::new(Vec::new()),
+                stop,
+                stopped: AtomicBool::new(false),
+                #[cfg(feature = "prometheus")]
+                prometheus,
+                #[cfg(feature = "prometheus")]
+                process: process_collector(),
+                backends,
+                config,
+            }),
+        };
+        perf.spawn_background_tasks();
+        Ok(perf)
+    }
+
+    /// The embedded default: no connections, no tasks, no recorder of its own.
+    fn embedded() -> Perf {
+        let (stop, _) = watch::channel(false);
+        Perf {
+            inner: Arc::new(Inner {
+                config: PerfConfig::default(),
+                embedded: true,
+                started: quanta::Instant::now(),
+                checks: RwLock::new(Vec::new()),
+                tasks: Mutex::new(Vec::new()),
+                stop,
+                stopped: AtomicBool::new(false),
+                #[cfg(feature = "prometheus")]
+                prometheus: recorder::installed().cloned(),
+                #[cfg(feature = "prometheus")]
+                process: process_collector(),
+                backends: Backends::default(),
+            }),
+        }
+    }
+
+    fn spawn_background_tasks(&self) {
+        let mut tasks = self
+            .inner
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        #[cfg(feature = "prometheus")]
+        if let Some(handle) = self.inner.prometheus.clone() {
+            let mut stop = self.inner.stop.subscribe();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => handle.run_upkeep(),
+                        _ = stop.changed() => break,
+                    }
+                }
+            }));
+        }
+        if self.inner.config.enable_monitoring {
+            // A weak handle: the loop must not keep a dropped runtime alive.
+            let weak = Arc::downgrade(&self.inner);
+            let mut stop = self.inner.stop.subscribe();
+            let period = self.inner.config.monitoring_interval;
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(period);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {
+                            let Some(inner) = weak.upgrade() else { break };
+                            Perf { inner }.sample().await;
+                        }
+                        _ = stop.changed() => break,
+                    }
+                }
+            }));
+        }
+    }
+
+    /// One monitoring round: health checks (which record `perf_health_up`)
+    /// and process figures.
+    async fn sample(&self) {
+        let _ = self.quick_health_check().await;
+        self.record_process_metrics();
+    }
+
+    fn record_process_metrics(&self) {
+        metrics::gauge!(names::UPTIME).set(self.inner.started.elapsed().as_secs_f64());
+        #[cfg(feature = "prometheus")]
+        self.inner.process.collect();
+    }
+
+    /// The configuration this runtime runs with.
+    pub fn config(&self) -> &PerfConfig {
+        &self.inner.config
+    }
+
+    /// Whether this is the embedded default (no `init` yet).
+    pub fn is_embedded_default(&self) -> bool {
+        self.inner.embedded
+    }
+
+    /// Adds a component's health check to [`Self::quick_health_check`] and `/health`.
+    pub fn register_health_check(&self, check: impl HealthCheck) {
+        self.inner
+            .checks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::new(check));
+    }
+
+    /// Runs every health check now, concurrently, each bounded by the
+    /// configured `health_check_timeout`.
+    pub async fn quick_health_check(&self) -> HealthReport {
+        let checks = self
+            .inner
+            .checks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        health::run(&checks, self.inner.config.health_check_timeout).await
+    }
+
+    /// What runs, how it is configured (passwords redacted) and its health.
+    pub async fn get_status(&self) -> StatusReport {
+        StatusReport {
+            version: VERSION,
+            uptime_seconds: self.inner.started.elapsed().as_secs_f64(),
+            embedded_default: self.inner.embedded,
+            components: self.components(),
+            config: self.inner.config.clone(),
+            health: self.quick_health_check().await,
+        }
+    }
+
+    fn components(&self) -> Vec<ComponentStatus> {
+        let config = &self.inner.config;
+        let mut components = Vec::new();
+        #[cfg(feature = "prometheus")]
+        components.push(match (&self.inner.prometheus, config.enable_prometheus) {
+            (Some(_), _) => ComponentStatus::new("prometheus", true, "recorder installed"),
+            (None, true) => {
+                ComponentStatus::new("prometheus", false, "not started: call perf_runtime::init")
+            }
+            (None, false) => ComponentStatus::new("prometheus", false, "ENABLE_PROMETHEUS=false"),
+        });
+        #[cfg(not(feature = "prometheus"))]
+        components.push(ComponentStatus::new(
+            "prometheus",
+            false,
+            "built without the `prometheus` feature",
+        ));
+        components.extend(self.inner.backends.components(config));
+        components.push(ComponentStatus::new(
+            "monitoring",
+            config.enable_monitoring && !self.inner.embedded,
+            format!("every {} s", config.monitoring_interval.as_secs()),
+        ));
+        components
+    }
+
+    /// The figures behind `/metrics`, typed: calls by outcome, in-flight
+    /// calls and latency quantiles per profiled function, process memory.
+    pub fn get_metrics(&self) -> MetricsReport {
+        #[cfg(feature = "prometheus")]
+        if let Some(text) = self.render_prometheus() {
+            return crate::monitor::metrics_from_exposition(&text);
+        }
+        MetricsReport::default()
+    }
+
+    /// The Prometheus text exposition (what `/metrics` serves), or `None`
+    /// when the recorder is not installed.
+    pub fn render_prometheus(&self) -> Option<String> {
+        #[cfg(feature = "prometheus")]
+        if let Some(handle) = &self.inner.prometheus {
+            self.record_process_metrics();
+            return Some(handle.render());
+        }
+        None
+    }
+
+    /// Stops this runtime: background tasks end, connections close, the
+    /// recorder drains. Calls after the first do nothing.
+    pub async fn shutdown(&self) {
+        if self.inner.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let _ = self.inner.stop.send(true);
+        let tasks = std::mem::take(
+            &mut *self
+                .inner
+                .tasks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for task in tasks {
+            let _ = task.await;
+        }
+        self.inner.backends.close().await;
+        #[cfg(feature = "prometheus")]
+        if let Some(handle) = &self.inner.prometheus {
+            handle.run_upkeep();
+        }
+    }
+}
+
+impl std::fmt::Debug for Perf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Perf")
+            .field("embedded_default", &self.inner.embedded)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "prometheus")]
+fn process_collector() -> metrics_process::Collector {
+    metrics_process::Collector::default()
+}
+
+/// Help texts for `/metrics`, registered once per process.
+fn describe_metrics() {
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    DESCRIBED.call_once(|| {
+        metrics::describe_counter!(names::FUNCTION_CALLS, "Profiled calls by outcome.");
+        metrics::describe_gauge!(names::FUNCTION_IN_FLIGHT, "Profiled calls in progress.");
+        metrics::describe_histogram!(
+            names::FUNCTION_DURATION,
+            metrics::Unit::Seconds,
+            "Duration of profiled calls."
+        );
+        metrics::describe_gauge!(names::BUILD_INFO, "Always 1; the perf-runtime version.");
+        metrics::describe_gauge!(
+            names::HEALTH_UP,
+            "1 when the component's last health check passed."
+        );
+        metrics::describe_histogram!(
+            names::HEALTH_CHECK_DURATION,
+            metrics::Unit::Seconds,
+            "Duration of health checks."
+        );
+        metrics::describe_gauge!(
+            names::UPTIME,
+            metrics::Unit::Seconds,
+            "Seconds since the runtime started."
+        );
+        #[cfg(feature = "prometheus")]
+        process_collector().describe();
+    });
+}

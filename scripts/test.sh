@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The project's one test command: fmt, clippy and the whole test suite against
+# throwaway Redis / PostgreSQL / PgBouncer (see scripts/services.sh).
+#
+#   scripts/test.sh                          # everything
+#   scripts/test.sh --quick                  # skip fmt and clippy
+#   scripts/test.sh --quick -- -p perf-tests # arguments after -- go to `cargo test`
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+quick=0
+test_args=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --quick) quick=1; shift ;;
+        --) shift; test_args=("$@"); break ;;
+        -h | --help) sed -n '2,7p' "$0"; exit 0 ;;
+        *) echo "scripts/test.sh: unknown argument '$1' (cargo test arguments go after --)" >&2; exit 2 ;;
+    esac
+done
+
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
+perf_services_install
+# EXIT does the cleanup; INT/TERM just exit so it runs once, with the usual status.
+trap perf_services_stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+perf_services_start
+
+# Passed through as is: tests may behave differently on CI.
+export CI="${CI:-}"
+
+step() {
+    local name=$1 start=$SECONDS rc=0
+    shift
+    echo "==> $name"
+    "$@" || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        echo "==> $name: ok ($((SECONDS - start)) s)"
+    else
+        echo "==> $name: FAILED with status $rc ($((SECONDS - start)) s)"
+    fi
+    return "$rc"
+}
+
+if [ "$quick" -eq 0 ]; then
+    step "cargo fmt" cargo fmt --all -- --check
+    step "cargo clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings
+fi
+
+# `--workspace` would override a package selection (-p) given after --; keep it for --exclude, which needs it.
+workspace=(--workspace)
+for arg in "${test_args[@]}"; do
+    [ "$arg" = -- ] && break
+    case $arg in
+        -p | -p?* | --package | --package=* | --workspace | --all) workspace=() ;;
+    esac
+done
+step "cargo test" cargo test "${workspace[@]}" --all-features "${test_args[@]}"
