@@ -10,7 +10,8 @@
 //! `__private::ProfileSite` in the runtime.
 
 use proc_macro2::TokenStream;
-use quote::{ToTokens, quote};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::parse::Parser;
 use syn::{LitStr, ReturnType};
 
@@ -74,6 +75,8 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> ProfileArgs {
         };
         if let Err(error) = result {
             errors.push(error);
+            // Step over a value the sub-parser refused, to reach the next argument.
+            return args::skip_value(&meta);
         }
         Ok(())
     });
@@ -184,12 +187,14 @@ fn emit(args: ProfileArgs, function: MaybeFn) -> TokenStream {
 /// A never-taken `return` of the declared type, so type inference inside the
 /// wrapped body (`?`, `.into()`) follows the user's signature.
 fn fake_return(output: &ReturnType) -> TokenStream {
-    let ty = match output {
-        ReturnType::Default => quote!(()),
+    let (ty, span) = match output {
+        ReturnType::Default => (quote!(()), proc_macro2::Span::call_site()),
         ReturnType::Type(_, ty) if item::contains_impl_trait(ty) => return TokenStream::new(),
-        ReturnType::Type(_, ty) => ty.to_token_stream(),
+        ReturnType::Type(_, ty) => (ty.to_token_stream(), ty.span()),
     };
-    quote! {
+    // Spanned at the return type, so "return type inferred here" notes
+    // point at the user's `-> T` rather than at the attribute.
+    quote_spanned! {span=>
         #[allow(
             unknown_lints,
             unreachable_code,

@@ -1,0 +1,8 @@
+use perf_runtime::prelude::*;
+
+#[profile(name = "a", level = "debug", name = "b")]
+fn f() {}
+
+fn main() {
+    f();
+}

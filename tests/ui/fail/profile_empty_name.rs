@@ -1,0 +1,8 @@
+use perf_runtime::prelude::*;
+
+#[profile(name = "  ")]
+fn f() {}
+
+fn main() {
+    f();
+}

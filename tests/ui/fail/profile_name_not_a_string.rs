@@ -1,0 +1,8 @@
+use perf_runtime::prelude::*;
+
+#[profile(name = 5)]
+fn f() {}
+
+fn main() {
+    f();
+}

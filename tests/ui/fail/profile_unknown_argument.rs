@@ -1,0 +1,8 @@
+use perf_runtime::prelude::*;
+
+#[profile(nmae = "typo")]
+fn f() {}
+
+fn main() {
+    f();
+}

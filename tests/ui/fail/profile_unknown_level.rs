@@ -1,0 +1,8 @@
+use perf_runtime::prelude::*;
+
+#[profile(level = "verbose")]
+fn f() {}
+
+fn main() {
+    f();
+}
