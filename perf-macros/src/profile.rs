@@ -11,8 +11,8 @@
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote, quote_spanned};
-use syn::spanned::Spanned;
 use syn::parse::Parser;
+use syn::spanned::Spanned;
 use syn::{LitStr, ReturnType};
 
 use crate::args::{self, Errors, Seen};

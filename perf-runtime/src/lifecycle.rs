@@ -17,10 +17,11 @@ use crate::monitor::{
 /// The crate version, as shown in `perf_build_info` and status reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// How often the Prometheus recorder drains histogram samples into buckets,
-/// which bounds the memory held between scrapes.
+/// How often the Prometheus recorder drains histogram samples into buckets.
+/// The exporter keeps every raw sample (8 bytes) until then, so this bounds
+/// that memory to one second of calls.
 #[cfg(feature = "prometheus")]
-const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 static GLOBAL: RwLock<Option<Perf>> = RwLock::new(None);
 static EMBEDDED: std::sync::OnceLock<Perf> = std::sync::OnceLock::new();
@@ -50,13 +51,19 @@ pub async fn init(config: PerfConfig) -> Result<Perf, InitError> {
         return Err(InitError::AlreadyInitialized);
     }
     let perf = Perf::start(config).await?;
-    let mut slot = GLOBAL.write().unwrap_or_else(PoisonError::into_inner);
-    if slot.is_some() {
-        drop(slot);
+    // Another task may have won the race while this one was starting.
+    let lost_race = {
+        let mut slot = GLOBAL.write().unwrap_or_else(PoisonError::into_inner);
+        let taken = slot.is_some();
+        if !taken {
+            *slot = Some(perf.clone());
+        }
+        taken
+    };
+    if lost_race {
         perf.shutdown().await;
         return Err(InitError::AlreadyInitialized);
     }
-    *slot = Some(perf.clone());
     Ok(perf)
 }
 
@@ -274,6 +281,7 @@ impl Perf {
     }
 
     fn record_process_metrics(&self) {
+        crate::profile::publish_in_flight();
         metrics::gauge!(names::UPTIME).set(self.inner.started.elapsed().as_secs_f64());
         #[cfg(feature = "prometheus")]
         self.inner.process.collect();

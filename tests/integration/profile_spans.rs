@@ -60,7 +60,10 @@ fn spans_carry_no_argument_unless_asked() {
         let _scope = perf_runtime::profile::scope("it.block");
     });
     let spans = log.0.lock().unwrap().clone();
-    let names: Vec<_> = spans.iter().map(|(name, level, _)| (name.as_str(), *level)).collect();
+    let names: Vec<_> = spans
+        .iter()
+        .map(|(name, level, _)| (name.as_str(), *level))
+        .collect();
     assert_eq!(
         names,
         [

@@ -86,4 +86,5 @@ pub use outcome::Outcome;
 #[doc(hidden)]
 pub use outcome::{OtherOutcome, OutcomeProbe, ResultOutcome};
 pub use scope::{ProfileScope, scope};
+pub(crate) use site::publish_in_flight;
 pub use site::{CallGuard, ProfileSite};

@@ -80,6 +80,8 @@ impl<T: ?Sized> OtherOutcome for &OutcomeProbe<'_, T> {
 }
 
 #[cfg(test)]
+// The extra `&` is the point: it is what selects the fallback impl.
+#[allow(clippy::needless_borrow)]
 mod tests {
     use super::*;
 

@@ -61,7 +61,7 @@ fn site_named(name: &'static str) -> &'static ProfileSite {
 #[must_use = "the scope measures until it is dropped"]
 pub struct ProfileScope {
     span: tracing::Span,
-    call: Option<CallGuard<'static>>,
+    call: Option<CallGuard>,
     outcome: Outcome,
 }
 

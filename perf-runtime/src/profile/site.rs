@@ -3,15 +3,22 @@
 //!
 //! A site lives in a `static` next to the function. Once [`crate::init`] has
 //! settled the metrics recorder, the site registers its metric handles once
-//! and every later call only touches atomics (a counter, a gauge up and down,
-//! a histogram sample) and reads a TSC clock (`quanta`) twice: no key lookup,
-//! no allocation. Before that, each call looks its metrics up through the
-//! `metrics` facade, so nothing is bound to a recorder that is about to be
-//! replaced (a function called before `init` must still count).
+//! and every later call only touches atomics (an integer in-flight count up
+//! and down, a counter, a histogram sample) and reads a TSC clock (`quanta`)
+//! twice: no key lookup, no allocation. Before that, each call looks its
+//! metrics up through the `metrics` facade, so nothing is bound to a
+//! recorder that is about to be replaced (a function called before `init`
+//! must still count).
+//!
+//! The in-flight count is a plain integer on the site, published to the
+//! `perf_function_in_flight` gauge when metrics are rendered and on each
+//! monitoring tick: two integer atomics per call instead of two
+//! compare-and-swap loops on a float gauge.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
-use metrics::{Counter, Gauge, Histogram};
+use metrics::{Counter, Histogram};
 
 use super::Outcome;
 use crate::monitor::{names, recorder};
@@ -34,6 +41,24 @@ pub struct ProfileSite {
     function: &'static str,
     module: &'static str,
     metrics: OnceLock<SiteMetrics>,
+    in_flight: AtomicI64,
+    listed: AtomicBool,
+}
+
+/// Every site that has been called, for publishing in-flight counts.
+static SITES: Mutex<Vec<&'static ProfileSite>> = Mutex::new(Vec::new());
+
+/// Sets `perf_function_in_flight` of every called site from its count.
+pub(crate) fn publish_in_flight() {
+    let sites = SITES.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    for site in sites {
+        metrics::gauge!(
+            names::FUNCTION_IN_FLIGHT,
+            "function" => site.function,
+            "module" => site.module
+        )
+        .set(site.in_flight.load(Ordering::Relaxed) as f64);
+    }
 }
 
 impl ProfileSite {
@@ -44,6 +69,8 @@ impl ProfileSite {
             function,
             module,
             metrics: OnceLock::new(),
+            in_flight: AtomicI64::new(0),
+            listed: AtomicBool::new(false),
         }
     }
 
@@ -60,7 +87,10 @@ impl ProfileSite {
     /// Starts measuring a call: the in-flight gauge goes up now and the call
     /// is recorded when the guard is finished or dropped.
     #[inline]
-    pub fn start(&self) -> CallGuard<'_> {
+    pub fn start(&'static self) -> CallGuard {
+        if !self.listed.load(Ordering::Relaxed) {
+            self.list();
+        }
         let metrics = if recorder::settled() {
             SiteMetricsRef::Cached(
                 self.metrics
@@ -69,11 +99,25 @@ impl ProfileSite {
         } else {
             SiteMetricsRef::Fresh(Box::new(SiteMetrics::register(self.function, self.module)))
         };
-        metrics.get().in_flight.increment(1.0);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
         CallGuard {
+            site: self,
             metrics,
             outcome: None,
             started: quanta::Instant::now(),
+        }
+    }
+
+    /// Calls in progress.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    #[cold]
+    fn list(&'static self) {
+        let mut sites = SITES.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.listed.swap(true, Ordering::Relaxed) {
+            sites.push(self);
         }
     }
 }
@@ -89,7 +133,6 @@ impl std::fmt::Debug for ProfileSite {
 
 struct SiteMetrics {
     calls: [Counter; 4],
-    in_flight: Gauge,
     duration: Histogram,
 }
 
@@ -105,11 +148,6 @@ impl SiteMetrics {
         });
         SiteMetrics {
             calls,
-            in_flight: metrics::gauge!(
-                names::FUNCTION_IN_FLIGHT,
-                "function" => function,
-                "module" => module
-            ),
             duration: metrics::histogram!(
                 names::FUNCTION_DURATION,
                 "function" => function,
@@ -119,12 +157,12 @@ impl SiteMetrics {
     }
 }
 
-enum SiteMetricsRef<'a> {
-    Cached(&'a SiteMetrics),
+enum SiteMetricsRef {
+    Cached(&'static SiteMetrics),
     Fresh(Box<SiteMetrics>),
 }
 
-impl SiteMetricsRef<'_> {
+impl SiteMetricsRef {
     #[inline]
     fn get(&self) -> &SiteMetrics {
         match self {
@@ -138,13 +176,14 @@ impl SiteMetricsRef<'_> {
 /// dropped without [`finish`](Self::finish) counts as a panic while
 /// unwinding, else as cancelled (its future was dropped).
 #[must_use = "a call guard measures until it is finished or dropped"]
-pub struct CallGuard<'a> {
-    metrics: SiteMetricsRef<'a>,
+pub struct CallGuard {
+    site: &'static ProfileSite,
+    metrics: SiteMetricsRef,
     outcome: Option<Outcome>,
     started: quanta::Instant,
 }
 
-impl CallGuard<'_> {
+impl CallGuard {
     /// Ends the call with `outcome`.
     #[inline]
     pub fn finish(mut self, outcome: Outcome) {
@@ -163,7 +202,7 @@ impl CallGuard<'_> {
     }
 }
 
-impl Drop for CallGuard<'_> {
+impl Drop for CallGuard {
     #[inline]
     fn drop(&mut self) {
         let elapsed = self.started.elapsed();
@@ -177,6 +216,6 @@ impl Drop for CallGuard<'_> {
         let metrics = self.metrics.get();
         metrics.duration.record(elapsed.as_secs_f64());
         metrics.calls[outcome.index()].increment(1);
-        metrics.in_flight.decrement(1.0);
+        self.site.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
