@@ -48,6 +48,12 @@ step() {
 if [ "$quick" -eq 0 ]; then
     step "cargo fmt" cargo fmt --all -- --check
     step "cargo clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings
+    # Each optional backend must build alone (its cfg guards, its errors).
+    for features in "" "macros" "prometheus" "axum" "redis" "postgres"; do
+        step "cargo check perf-runtime --features '$features'" \
+            cargo check -q -p perf-runtime --no-default-features --features "$features"
+    done
+    step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p perf-runtime -p perf-macros --all-features
 fi
 
 # `--workspace` would override a package selection (-p) given after --; keep it for --exclude, which needs it.

@@ -6,8 +6,8 @@
 //! where users find them, on their re-exports in `perf_runtime`.
 //!
 //! Each attribute hands off to its own module in one line: argument parsing,
-//! validation and code generation live there, shared helpers in [`args`] and
-//! [`item`].
+//! validation and code generation live there, shared helpers in `args` and
+//! `item`.
 
 mod args;
 mod item;

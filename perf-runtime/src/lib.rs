@@ -54,6 +54,11 @@ mod backends;
 #[doc(hidden)]
 pub mod __private;
 
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 pub use config::{ConfigError, PerfConfig};
 pub use lifecycle::{InitError, Perf, VERSION, global, init, shutdown};
 

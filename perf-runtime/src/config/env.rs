@@ -362,6 +362,16 @@ mod tests {
     }
 
     #[test]
+    fn reports_show_durations_with_their_unit() {
+        let json =
+            serde_json::to_value(from(&[("RESPONSE_TIME_THRESHOLD", "250")]).unwrap()).unwrap();
+        assert_eq!(json["monitoring_interval_seconds"], 60.0);
+        assert_eq!(json["auto_benchmark_interval_seconds"], 3600.0);
+        assert_eq!(json["response_time_threshold_ms"], 250.0);
+        assert_eq!(json["health_check_timeout_seconds"], 2.0);
+    }
+
+    #[test]
     fn passwords_never_show_in_debug() {
         let config = from(&[
             ("REDIS_URL", "redis://:hunter2@cache:6379/0"),

@@ -75,12 +75,14 @@ pub struct PerfConfig {
     /// `REDIS_MAX_CONNECTIONS`: cap on Redis connections.
     pub redis_max_connections: u32,
     /// `MONITORING_INTERVAL`: period of health checks and process-metric samples.
+    #[serde(rename = "monitoring_interval_seconds", serialize_with = "seconds")]
     pub monitoring_interval: Duration,
     /// `ENABLE_PROMETHEUS`: install the Prometheus recorder in [`crate::init`].
     pub enable_prometheus: bool,
     /// `MAX_ASYNC_WORKERS`: background job workers.
     pub max_async_workers: u32,
     /// `RESPONSE_TIME_THRESHOLD` (milliseconds in the environment).
+    #[serde(rename = "response_time_threshold_ms", serialize_with = "milliseconds")]
     pub response_time_threshold: Duration,
     /// `ERROR_RATE_THRESHOLD`, percent of calls.
     pub error_rate_threshold: f64,
@@ -91,6 +93,7 @@ pub struct PerfConfig {
     /// `ENABLE_BENCHMARKING`: periodic self-benchmark.
     pub enable_benchmarking: bool,
     /// `AUTO_BENCHMARK_INTERVAL`: period of the self-benchmark.
+    #[serde(rename = "auto_benchmark_interval_seconds", serialize_with = "seconds")]
     pub auto_benchmark_interval: Duration,
     /// Multi-level caching (the seed's `enable_advanced_caching`).
     pub enable_advanced_caching: bool,
@@ -106,6 +109,7 @@ pub struct PerfConfig {
     /// Buckets for named histograms, overriding [`Self::latency_buckets`].
     pub metric_buckets: Vec<(String, Vec<f64>)>,
     /// How long one health check may take before it counts as down.
+    #[serde(rename = "health_check_timeout_seconds", serialize_with = "seconds")]
     pub health_check_timeout: Duration,
 }
 
@@ -160,6 +164,15 @@ impl PerfConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         env::read(&lookup)?.build()
     }
+}
+
+/// Durations in reports: a number with the unit in the field's name.
+fn seconds<S: serde::Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(value.as_secs_f64())
+}
+
+fn milliseconds<S: serde::Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(value.as_secs_f64() * 1000.0)
 }
 
 /// A configuration value that is malformed or out of range.

@@ -133,9 +133,10 @@ pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
         if series_name != name {
             return None;
         }
-        let all_match = labels
-            .iter()
-            .all(|(key, value)| rest.contains(&format!("{key}=\"{value}\"")));
+        let all_match = labels.iter().all(|(key, value)| {
+            let pair = format!("{key}=\"{value}\"");
+            rest.starts_with(&pair) || rest.contains(&format!(",{pair}"))
+        });
         all_match.then(|| value.parse().ok()).flatten()
     })
 }
