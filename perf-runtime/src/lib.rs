@@ -26,7 +26,7 @@
 //! - [`config`]: [`PerfConfig`] from the environment or a builder.
 //! - [`init`], [`global`], [`shutdown`] and the [`Perf`] handle with the
 //!   status API (`get_status`, `get_metrics`, `quick_health_check`).
-//! - [`profile`]: `#[profile]` and manual scopes, recorded as Prometheus
+//! - [`profile`](mod@profile): `#[profile]` and manual scopes, recorded as Prometheus
 //!   metrics and `tracing` spans.
 //! - [`monitor`]: metric names, health checks, typed reports.
 //! - `axum` (feature `axum`): `/metrics`, `/health`, `/status` routes.
@@ -37,7 +37,7 @@
 //! |---|---|---|
 //! | `macros` | yes | the attributes |
 //! | `prometheus` | yes | the Prometheus recorder installed by `init`, process metrics |
-//! | `axum` | yes | [`axum::routes`](crate::axum::routes) |
+//! | `axum` | yes | [`axum::routes`] |
 //! | `redis` | no | Redis through `fred` (REDIS_URL / REDIS_HOST), health check |
 //! | `postgres` | no | PostgreSQL through `sqlx` (DATABASE_URL), health check |
 #![cfg_attr(docsrs, feature(doc_cfg))]
