@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fault_proxy;
+
 use std::process::Command;
 
 /// The value of `variable`, set by `scripts/test.sh` for the services it
