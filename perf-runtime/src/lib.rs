@@ -42,6 +42,7 @@
 //! | `postgres` | no | PostgreSQL through `sqlx` (DATABASE_URL), health check |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod cache;
 pub mod config;
 mod lifecycle;
 pub mod monitor;

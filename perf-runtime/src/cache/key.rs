@@ -1,0 +1,204 @@
+//! [`CacheKey`]: what identifies a cached value.
+//!
+//! ```
+//! use perf_runtime::cache::KeyHasher;
+//!
+//! let key = |user: u64, lang: &str| {
+//!     let mut hasher = KeyHasher::new("chat::profile", 1);
+//!     hasher.part(&user).unwrap();
+//!     hasher.part(lang).unwrap();
+//!     hasher.finish()
+//! };
+//! assert_eq!(key(42, "en"), key(42, "en"));
+//! assert_ne!(key(42, "en"), key(42, "de"));
+//! assert!(key(42, "en").redis_name("chat::profile", 1).starts_with("perf:chat::profile:v1:"));
+//! ```
+//!
+//! Arguments are encoded with serde (postcard's format) straight into an
+//! XXH3-128 hasher, without an intermediate buffer. The encoding is
+//! deterministic for a given type and value, so every instance of a service
+//! computes the same key for the same call. Types whose serialization
+//! depends on iteration order (`HashMap`, `HashSet`) are not: use `BTreeMap`
+//! or `BTreeSet` in cached arguments.
+
+use postcard::ser_flavors::Flavor;
+use serde::Serialize;
+use xxhash_rust::xxh3::Xxh3;
+
+/// A 128-bit key: collisions are as unlikely as random 128-bit values
+/// colliding (about 2⁻⁶⁴ after 2³² distinct keys).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CacheKey(u128);
+
+impl CacheKey {
+    /// The raw 128 bits.
+    pub const fn as_u128(self) -> u128 {
+        self.0
+    }
+
+    /// The Redis key name: a readable prefix (function path and schema
+    /// version) and the hash in hex; no argument value appears in it.
+    pub fn redis_name(self, namespace: &str, schema_version: u32) -> String {
+        format!("perf:{namespace}:v{schema_version}:{:032x}", self.0)
+    }
+}
+
+impl std::fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CacheKey({:032x})", self.0)
+    }
+}
+
+/// An argument could not be encoded into a key (its `Serialize` failed).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build a cache key: an argument failed to serialize ({0})")]
+#[non_exhaustive]
+pub struct KeyError(String);
+
+/// Builds a [`CacheKey`] from a namespace and argument values.
+pub struct KeyHasher {
+    hasher: Xxh3,
+}
+
+impl KeyHasher {
+    /// Starts a key in `namespace` (a function path) at `schema_version`:
+    /// two namespaces or two versions never share keys.
+    pub fn new(namespace: &str, schema_version: u32) -> Self {
+        let mut hasher = Xxh3::new();
+        hasher.update(&(namespace.len() as u64).to_le_bytes());
+        hasher.update(namespace.as_bytes());
+        hasher.update(&schema_version.to_le_bytes());
+        KeyHasher { hasher }
+    }
+
+    /// Adds one argument. Each argument's encoding is self-delimiting, so a
+    /// sequence of parts of fixed types maps to keys one-to-one.
+    ///
+    /// # Errors
+    /// [`KeyError`] when the value's `Serialize` implementation fails.
+    pub fn part<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<&mut Self, KeyError> {
+        postcard::serialize_with_flavor(value, HashFlavor::new(&mut self.hasher))
+            .map_err(|e| KeyError(e.to_string()))?;
+        Ok(self)
+    }
+
+    /// The key.
+    pub fn finish(&self) -> CacheKey {
+        CacheKey(self.hasher.digest128())
+    }
+}
+
+/// Feeds postcard's output to the hasher through a small buffer: postcard
+/// emits many one-byte pushes (varints, tags), which would each be a hasher
+/// call otherwise.
+struct HashFlavor<'a> {
+    hasher: &'a mut Xxh3,
+    buffer: [u8; 64],
+    len: usize,
+}
+
+impl<'a> HashFlavor<'a> {
+    fn new(hasher: &'a mut Xxh3) -> Self {
+        HashFlavor {
+            hasher,
+            buffer: [0; 64],
+            len: 0,
+        }
+    }
+
+    fn flush(&mut self) {
+        self.hasher.update(&self.buffer[..self.len]);
+        self.len = 0;
+    }
+}
+
+impl Flavor for HashFlavor<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        if self.len == self.buffer.len() {
+            self.flush();
+        }
+        self.buffer[self.len] = data;
+        self.len += 1;
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if self.len + data.len() <= self.buffer.len() {
+            self.buffer[self.len..self.len + data.len()].copy_from_slice(data);
+            self.len += data.len();
+        } else {
+            self.flush();
+            self.hasher.update(data);
+        }
+        Ok(())
+    }
+
+    fn finalize(mut self) -> postcard::Result<()> {
+        self.flush();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn key_of<T: Serialize>(namespace: &str, parts: &[T]) -> CacheKey {
+        let mut hasher = KeyHasher::new(namespace, 1);
+        for part in parts {
+            hasher.part(part).expect("serializable");
+        }
+        hasher.finish()
+    }
+
+    #[test]
+    fn separators_cannot_collide() {
+        assert_ne!(key_of("f", &["ab", "c"]), key_of("f", &["a", "bc"]));
+        assert_ne!(key_of("f", &["a:b"]), key_of("f", &["a", "b"]));
+        assert_ne!(key_of("f", &[""]), key_of::<&str>("f", &[]));
+        assert_ne!(key_of("f:a", &["b"]), key_of("f", &["a", "b"]));
+    }
+
+    #[test]
+    fn namespace_and_version_separate_keys() {
+        assert_ne!(key_of("f", &[1u64]), key_of("g", &[1u64]));
+        let v1 = KeyHasher::new("f", 1).part(&1u64).unwrap().finish();
+        let v2 = KeyHasher::new("f", 2).part(&1u64).unwrap().finish();
+        assert_ne!(v1, v2);
+    }
+
+    #[test]
+    fn long_arguments_hash_like_short_ones() {
+        let long = "x".repeat(10_000);
+        assert_eq!(key_of("f", &[long.as_str()]), key_of("f", &[long.as_str()]));
+        assert_ne!(key_of("f", &[long.as_str()]), key_of("f", &[&long[1..]]));
+    }
+
+    #[test]
+    fn redis_names_hold_no_argument() {
+        let name = key_of("chat::profile", &["alice@example.com"]).redis_name("chat::profile", 3);
+        assert!(name.starts_with("perf:chat::profile:v3:"));
+        assert!(!name.contains("alice"));
+        assert_eq!(name.len(), "perf:chat::profile:v3:".len() + 32);
+    }
+
+    proptest! {
+        /// Distinct argument tuples give distinct keys (injective encoding).
+        #[test]
+        fn distinct_arguments_distinct_keys(
+            a in (any::<u64>(), ".{0,12}", proptest::collection::vec(".{0,4}", 0..4)),
+            b in (any::<u64>(), ".{0,12}", proptest::collection::vec(".{0,4}", 0..4)),
+        ) {
+            let key = |(n, s, v): &(u64, String, Vec<String>)| {
+                let mut hasher = KeyHasher::new("f", 1);
+                hasher.part(n).unwrap().part(s).unwrap().part(v).unwrap();
+                hasher.finish()
+            };
+            prop_assert_eq!(a == b, key(&a) == key(&b));
+        }
+    }
+}
