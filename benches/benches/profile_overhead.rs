@@ -11,6 +11,10 @@
 //! - `static_handles_quanta`: as above with the TSC clock `#[profile]` uses;
 //! - `autometrics`: `#[autometrics]` on the same function.
 //!
+//! A second group runs with a `tracing` subscriber (a bare registry, which
+//! stores every span) so spans are really created: `#[profile]` against
+//! `#[tracing::instrument]`, which records the span but no metrics.
+//!
 //! Run with: `cargo bench -p perf-benches --bench profile_overhead`
 //! (prints a ratio table at the end; copy it into docs/PERFORMANCE.md).
 
@@ -24,6 +28,8 @@ use metrics::{Counter, Gauge, Histogram};
 use perf_runtime::prelude::*;
 
 const GROUP: &str = "profile_overhead";
+const TRACED_GROUP: &str = "profile_overhead_with_subscriber";
+const TRACED_CASES: &[&str] = &["bare", "instrument", "profile"];
 const CASES: &[&str] = &[
     "bare",
     "profile",
@@ -44,6 +50,12 @@ fn bare(x: u64) -> u64 {
 #[profile]
 #[inline(never)]
 fn profiled(x: u64) -> u64 {
+    black_box(x).wrapping_mul(31).rotate_left(7)
+}
+
+#[tracing::instrument(skip_all)]
+#[inline(never)]
+fn instrumented(x: u64) -> u64 {
     black_box(x).wrapping_mul(31).rotate_left(7)
 }
 
@@ -147,6 +159,26 @@ fn main() {
         }
         group.finish();
     }
+    {
+        let subscriber = tracing_subscriber::registry();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let mut group = criterion.benchmark_group(TRACED_GROUP);
+        let cases: [(&str, Case); 3] = [
+            ("bare", bare),
+            ("instrument", instrumented),
+            ("profile", profiled),
+        ];
+        for (name, function) in cases {
+            group.bench_function(name, |b| {
+                let mut x = 0u64;
+                b.iter(|| {
+                    x = x.wrapping_add(1);
+                    function(black_box(x))
+                })
+            });
+        }
+        group.finish();
+    }
     criterion.final_summary();
 
     // Every case really recorded (a bench of a no-op would prove nothing).
@@ -160,5 +192,6 @@ fn main() {
         "#[autometrics] recorded nothing"
     );
     perf_benches::print_ratios(GROUP, "static_handles", CASES);
+    perf_benches::print_ratios(TRACED_GROUP, "instrument", TRACED_CASES);
     runtime.block_on(perf_runtime::shutdown());
 }
