@@ -253,6 +253,18 @@ impl Perf {
                 }
             }));
         }
+        #[cfg(feature = "redis")]
+        if self.inner.config.enable_advanced_caching
+            && let Some(redis) = self.inner.backends.redis()
+        {
+            match redis.subscriber() {
+                Ok(subscriber) => {
+                    let stop = self.inner.stop.subscribe();
+                    tasks.push(tokio::spawn(crate::cache::bus::listen(subscriber, stop)));
+                }
+                Err(error) => tracing::warn!(%error, "cache invalidation bus not started"),
+            }
+        }
         if self.inner.config.enable_monitoring {
             // A weak handle: the loop must not keep a dropped runtime alive.
             let weak = Arc::downgrade(&self.inner);
@@ -285,6 +297,15 @@ impl Perf {
         metrics::gauge!(names::UPTIME).set(self.inner.started.elapsed().as_secs_f64());
         #[cfg(feature = "prometheus")]
         self.inner.process.collect();
+    }
+
+    /// The shared Redis client, when Redis is configured and connected.
+    #[cfg(feature = "redis")]
+    pub(crate) fn redis_client(&self) -> Option<fred::prelude::Client> {
+        self.inner
+            .backends
+            .redis()
+            .map(|redis| redis.client().clone())
     }
 
     /// The configuration this runtime runs with.

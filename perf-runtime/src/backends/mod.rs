@@ -68,6 +68,12 @@ impl Backends {
         let _ = limit;
     }
 
+    /// The Redis connection, when one is configured.
+    #[cfg(feature = "redis")]
+    pub(crate) fn redis(&self) -> Option<&redis::RedisBackend> {
+        self.redis.as_ref()
+    }
+
     /// A health check per connected service.
     #[allow(clippy::vec_init_then_push)]
     pub(crate) fn health_checks(&self) -> Vec<Arc<dyn HealthCheck>> {

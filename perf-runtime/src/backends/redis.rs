@@ -67,6 +67,25 @@ impl RedisBackend {
         let _ = tokio::time::timeout(limit, self.client.wait_for_connect()).await;
     }
 
+    /// The shared client (cheap to clone: one multiplexed connection).
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A second client on the same server, for pub/sub (a subscribed
+    /// connection cannot run other commands).
+    pub(crate) fn subscriber(&self) -> Result<Client, fred::error::Error> {
+        let mut config = Config::from_url(self.url.expose())?;
+        config.fail_fast = false;
+        Builder::from_config(config)
+            .with_connection_config(|connection| {
+                connection.connection_timeout = CONNECT_TIMEOUT;
+                connection.internal_command_timeout = CONNECT_TIMEOUT;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+            .build()
+    }
+
     pub(crate) fn describe(&self) -> String {
         self.url.redacted()
     }

@@ -31,6 +31,11 @@ use xxhash_rust::xxh3::Xxh3;
 pub struct CacheKey(u128);
 
 impl CacheKey {
+    /// A key from its raw 128 bits.
+    pub const fn from_u128(bits: u128) -> Self {
+        CacheKey(bits)
+    }
+
     /// The raw 128 bits.
     pub const fn as_u128(self) -> u128 {
         self.0

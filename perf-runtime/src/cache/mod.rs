@@ -1,4 +1,5 @@
-//! Cache keys and the encoding of cached values, shared by every tier.
+//! Caching: typed per-function L1 (moka), shared L2 (Redis), single-flight,
+//! stale serving, invalidation across instances, and the manual API.
 //!
 //! - [`key`]: a [`CacheKey`] is a 128-bit hash of a namespace (function path
 //!   and schema version) and the canonical bytes of each argument. The bytes
@@ -8,10 +9,74 @@
 //! - [`codec`]: a versioned, compact envelope for values stored outside the
 //!   process (postcard, LZ4 above a size threshold). Decoding untrusted bytes
 //!   is bounded in size and allocation and never panics: a bad value is a
-//!   [`DecodeError`], which the tiers treat as a miss.
+//!   [`DecodeError`], which the tiers treat as a miss (and delete).
+//! - [`FunctionCache`]: L1 → L2 → single-flight → body → write-back.
+//! - [`invalidate_tag`], [`invalidate_function`], [`invalidate_key`]: here,
+//!   in Redis, and on every instance through the pub/sub bus.
+//! - [`cached_request`] and [`warm`]: the same machinery by hand.
+//!
+//! Fail-open: an L2 that errors or is slower than [`L2_TIMEOUT`] never fails
+//! a call; failures are counted (`perf_cache_backend_errors_total`), logged
+//! at most every 10 s, and after 5 in a row a breaker skips Redis for 2 s
+//! before one probe.
 
+pub(crate) mod bus;
 pub mod codec;
+mod entry;
+mod flight;
+mod function;
+mod invalidate;
 pub mod key;
+#[cfg(feature = "redis")]
+mod l2;
+mod manual;
+pub mod mode;
+mod registry;
+mod spec;
+mod value_codec;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use bus::CHANNEL as INVALIDATION_CHANNEL;
 pub use codec::{DecodeError, EncodeError};
+pub use function::FunctionCache;
+pub use invalidate::{InvalidateError, invalidate_function, invalidate_key, invalidate_tag};
 pub use key::{CacheKey, KeyError, KeyHasher};
+#[cfg(feature = "redis")]
+pub use l2::L2_TIMEOUT;
+pub use manual::{MANUAL_NAMESPACE, WarmReport, cached_request, warm};
+pub use spec::{CacheSpec, Tier, Ttl};
+#[cfg(feature = "axum")]
+#[doc(hidden)]
+pub use value_codec::JsonCodec;
+pub use value_codec::ValueCodec;
+#[doc(hidden)]
+pub use value_codec::{CodecProbe, SerdeCodec};
+
+/// Logs a backend failure at most once every 10 s (with how many were
+/// suppressed), so a Redis outage does not flood the logs.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn rate_limited_warn(command: &str, reason: &str) {
+    static LAST_MS: AtomicU64 = AtomicU64::new(0);
+    static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    let last = LAST_MS.load(Ordering::Relaxed);
+    if now_ms.saturating_sub(last) >= 10_000
+        && LAST_MS
+            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let suppressed = SUPPRESSED.swap(0, Ordering::Relaxed);
+        tracing::warn!(
+            command,
+            reason,
+            suppressed,
+            "cache L2 failed; calls go on without it"
+        );
+    } else {
+        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+    }
+}

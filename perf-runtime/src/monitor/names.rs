@@ -15,3 +15,18 @@ pub const HEALTH_UP: &str = "perf_health_up";
 pub const HEALTH_CHECK_DURATION: &str = "perf_health_check_duration_seconds";
 /// Gauge: seconds since the runtime started.
 pub const UPTIME: &str = "perf_uptime_seconds";
+/// Counter: cache lookups by `function`, `tier` (`l1`, `l2`) and `outcome`
+/// (`hit`, `miss`, `stale`, `error`, `skipped`).
+pub const CACHE_REQUESTS: &str = "perf_cache_requests_total";
+/// Histogram: L2 lookup duration in seconds, by `function`.
+pub const CACHE_L2_LOOKUP_DURATION: &str = "perf_cache_l2_lookup_duration_seconds";
+/// Counter: L1 entries removed by `function` and `cause` (`expired`, `size`, `explicit`, `replaced`).
+pub const CACHE_EVICTIONS: &str = "perf_cache_evictions_total";
+/// Gauge: L1 entries by `function`.
+pub const CACHE_ENTRIES: &str = "perf_cache_entries";
+/// Counter: calls of a cached function whose body ran, by `function`.
+pub const CACHE_ORIGIN_CALLS: &str = "perf_cache_origin_calls_total";
+/// Counter: L2 values that failed to decode (and were deleted), by `function`.
+pub const CACHE_DECODE_ERRORS: &str = "perf_cache_decode_errors_total";
+/// Counter: L2 backend failures (timeouts, connection errors), by `function`.
+pub const CACHE_BACKEND_ERRORS: &str = "perf_cache_backend_errors_total";

@@ -1,0 +1,284 @@
+//! [`FunctionCache`]: the cache of one `#[fast_endpoint]` function (or of
+//! one value type of the manual API): L1 → L2 → single-flight → body →
+//! write-back, with stale-while-revalidate and stale-if-error.
+
+use std::future::Future;
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+
+use super::entry::{Entry, EntryExpiry};
+use super::flight::{self, Flights, Role};
+use super::key::CacheKey;
+use super::mode::{Mode, Split};
+use super::registry::{self, LocalCache};
+use super::spec::{CacheSpec, Ttl};
+use super::value_codec::ValueCodec;
+use crate::monitor::names;
+
+/// The cache of one function. Made once per function (in a `static`) and
+/// never freed.
+pub struct FunctionCache<V> {
+    spec: &'static CacheSpec,
+    l1: Option<moka::future::Cache<CacheKey, Entry<V>>>,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    codec: Option<ValueCodec<V>>,
+    flights: Flights,
+    #[cfg(feature = "redis")]
+    breaker: super::l2::Breaker,
+}
+
+impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
+    /// Makes the cache of `spec` and registers it for invalidation. `codec`
+    /// is required for the L2 tier (without it, L2 is skipped).
+    pub fn leak(spec: &'static CacheSpec, codec: Option<ValueCodec<V>>) -> &'static Self {
+        let l1 = spec.tier.has_l1().then(|| {
+            let function = spec.name;
+            moka::future::Cache::builder()
+                .max_capacity(spec.max_entries)
+                .expire_after(EntryExpiry)
+                .support_invalidation_closures()
+                .eviction_listener(move |_key, _value, cause| {
+                    let cause = match cause {
+                        moka::notification::RemovalCause::Expired => "expired",
+                        moka::notification::RemovalCause::Size => "size",
+                        moka::notification::RemovalCause::Explicit => "explicit",
+                        moka::notification::RemovalCause::Replaced => "replaced",
+                    };
+                    metrics::counter!(names::CACHE_EVICTIONS, "function" => function, "cause" => cause)
+                        .increment(1);
+                })
+                .build()
+        });
+        let cache: &'static Self = Box::leak(Box::new(FunctionCache {
+            spec,
+            l1,
+            codec,
+            flights: Flights::default(),
+            #[cfg(feature = "redis")]
+            breaker: super::l2::Breaker::new(),
+        }));
+        registry::register(cache);
+        cache
+    }
+
+    /// The description this cache was made from.
+    pub fn spec(&self) -> &'static CacheSpec {
+        self.spec
+    }
+
+    /// L1 entries right now (after pending maintenance).
+    pub async fn l1_entries(&self) -> u64 {
+        match &self.l1 {
+            Some(l1) => {
+                l1.run_pending_tasks().await;
+                l1.entry_count()
+            }
+            None => 0,
+        }
+    }
+
+    /// A cached call: serves a fresh value from L1 or L2, else runs `body`
+    /// once for all concurrent callers of `key`, caches what `M` says is
+    /// cacheable, and serves a stale value when the body fails within the
+    /// stale-if-error window.
+    pub async fn call<M, R, F>(&'static self, key: CacheKey, ttl: Ttl, body: F) -> R
+    where
+        M: Mode<R, Value = V>,
+        F: Future<Output = (R, Vec<String>)>,
+    {
+        let stale = match self.l1_lookup(key).await {
+            Lookup::Fresh(value) => return M::join(value),
+            Lookup::Stale(entry) => Some(entry),
+            Lookup::Absent => None,
+        };
+        self.miss::<M, R, F>(key, ttl, body, stale).await
+    }
+
+    /// As [`call`](Self::call), and a stale L1 value inside the
+    /// stale-while-revalidate window is served at once while one background
+    /// task refreshes it.
+    pub async fn call_revalidating<M, R, F>(&'static self, key: CacheKey, ttl: Ttl, body: F) -> R
+    where
+        M: Mode<R, Value = V> + 'static,
+        R: Send + 'static,
+        F: Future<Output = (R, Vec<String>)> + Send + 'static,
+    {
+        let stale = match self.l1_lookup(key).await {
+            Lookup::Fresh(value) => return M::join(value),
+            Lookup::Stale(entry) => Some(entry),
+            Lookup::Absent => None,
+        };
+        if let Some(entry) = &stale {
+            let revalidate_until = entry.fresh_until + ttl.stale_while_revalidate;
+            if Instant::now() < revalidate_until && tokio::runtime::Handle::try_current().is_ok() {
+                self.count("l1", "stale");
+                if !self.flights.is_running(&key) {
+                    tokio::spawn(async move {
+                        let _ = self.miss::<M, R, F>(key, ttl, body, None).await;
+                    });
+                }
+                return M::join(entry.value.clone());
+            }
+        }
+        self.miss::<M, R, F>(key, ttl, body, stale).await
+    }
+
+    async fn l1_lookup(&self, key: CacheKey) -> Lookup<V> {
+        let Some(l1) = &self.l1 else {
+            return Lookup::Absent;
+        };
+        match l1.get(&key).await {
+            Some(entry) if entry.is_fresh(Instant::now()) => {
+                self.count("l1", "hit");
+                Lookup::Fresh(entry.value)
+            }
+            Some(entry) => {
+                self.count("l1", "miss");
+                Lookup::Stale(entry)
+            }
+            None => {
+                self.count("l1", "miss");
+                Lookup::Absent
+            }
+        }
+    }
+
+    async fn miss<M, R, F>(
+        &'static self,
+        key: CacheKey,
+        ttl: Ttl,
+        body: F,
+        #[allow(unused_mut)] mut stale: Option<Entry<V>>,
+    ) -> R
+    where
+        M: Mode<R, Value = V>,
+        F: Future<Output = (R, Vec<String>)>,
+    {
+        let _leader = loop {
+            match self.flights.join(key) {
+                Role::Leader(guard) => break guard,
+                Role::Follower(done) => {
+                    flight::wait(done).await;
+                    if let Some(l1) = &self.l1
+                        && let Some(entry) = l1.get(&key).await
+                        && entry.is_fresh(Instant::now())
+                    {
+                        return M::join(entry.value);
+                    }
+                    // The leader failed, was cancelled, or stores only in
+                    // L2: take the lead (or follow the next leader).
+                }
+            }
+        };
+
+        #[cfg(feature = "redis")]
+        if let Some(hit) = self.l2_lookup(key, &mut stale).await {
+            return M::join(hit);
+        }
+
+        metrics::counter!(names::CACHE_ORIGIN_CALLS, "function" => self.spec.name).increment(1);
+        let (result, tags) = body.await;
+        match M::split(result) {
+            Split::Cache(value) => {
+                let now = Instant::now();
+                let entry = Entry {
+                    value: value.clone(),
+                    fresh_until: now + ttl.fresh,
+                    stale_until: now + ttl.fresh + ttl.stale_window(),
+                    tags: tags.into(),
+                };
+                self.store(key, entry).await;
+                M::join(value)
+            }
+            Split::Error(result) => match stale {
+                Some(entry) if Instant::now() < entry.fresh_until + ttl.stale_if_error => {
+                    self.count("l1", "stale");
+                    M::join(entry.value)
+                }
+                _ => result,
+            },
+            Split::Skip(result) => result,
+        }
+    }
+
+    /// A fresh L2 value (also put in L1); a stale one becomes the fallback.
+    #[cfg(feature = "redis")]
+    async fn l2_lookup(&self, key: CacheKey, stale: &mut Option<Entry<V>>) -> Option<V> {
+        let (true, Some(codec)) = (self.spec.tier.has_l2(), &self.codec) else {
+            return None;
+        };
+        let client = crate::global().redis_client()?;
+        match super::l2::get(&client, &self.breaker, self.spec, key, codec).await {
+            super::l2::L2Lookup::Hit(entry) if entry.is_fresh(Instant::now()) => {
+                let value = entry.value.clone();
+                if let Some(l1) = &self.l1 {
+                    l1.insert(key, entry).await;
+                }
+                Some(value)
+            }
+            super::l2::L2Lookup::Hit(entry) => {
+                if stale.is_none() {
+                    *stale = Some(entry);
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    async fn store(&self, key: CacheKey, entry: Entry<V>) {
+        #[cfg(feature = "redis")]
+        if let (true, Some(codec)) = (self.spec.tier.has_l2(), &self.codec)
+            && let Some(client) = crate::global().redis_client()
+        {
+            super::l2::set(&client, &self.breaker, self.spec, key, &entry, codec).await;
+        }
+        if let Some(l1) = &self.l1 {
+            l1.insert(key, entry).await;
+        }
+    }
+
+    fn count(&self, tier: &'static str, outcome: &'static str) {
+        metrics::counter!(names::CACHE_REQUESTS, "function" => self.spec.name, "tier" => tier, "outcome" => outcome)
+            .increment(1);
+    }
+}
+
+enum Lookup<V> {
+    Fresh(V),
+    Stale(Entry<V>),
+    Absent,
+}
+
+impl<V: Clone + Send + Sync + 'static> LocalCache for FunctionCache<V> {
+    fn namespace(&self) -> &'static str {
+        self.spec.namespace
+    }
+
+    fn spec(&self) -> &'static CacheSpec {
+        self.spec
+    }
+
+    fn drop_key(&self, key: CacheKey) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(l1) = &self.l1 {
+                l1.invalidate(&key).await;
+            }
+        })
+    }
+
+    fn drop_tag(&self, tag: &str) {
+        if let Some(l1) = &self.l1 {
+            let tag = tag.to_owned();
+            // Cannot fail: the cache is built with invalidation closures.
+            let _ = l1.invalidate_entries_if(move |_, entry| entry.tags.iter().any(|t| *t == tag));
+        }
+    }
+
+    fn drop_all(&self) {
+        if let Some(l1) = &self.l1 {
+            l1.invalidate_all();
+        }
+    }
+}
