@@ -127,3 +127,131 @@ pub(crate) fn item_with_error(item: TokenStream, error: syn::Error) -> TokenStre
     out.extend(error.to_compile_error());
     out
 }
+
+/// Parses `= 300` (seconds) or `= "5m"` (`ms`, `s`, `m`, `h`, `d`) into
+/// milliseconds, refusing zero, with errors on the value.
+pub(crate) fn duration_value(meta: &ParseNestedMeta<'_>) -> syn::Result<(u64, proc_macro2::Span)> {
+    let name = meta.path.to_token_stream().to_string();
+    if !meta.input.peek(Token![=]) {
+        return Err(meta.error(format!(
+            "`{name}` needs a duration: seconds (`{name} = 300`) or a string (`{name} = \"5m\"`)"
+        )));
+    }
+    meta.input.parse::<Token![=]>()?;
+    let expr: syn::Expr = meta.input.parse()?;
+    let (millis, span) = match &expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(int),
+            ..
+        }) => {
+            let seconds: u64 = int.base10_parse()?;
+            (seconds.checked_mul(1000), int.span())
+        }
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(text),
+            ..
+        }) => (parse_duration_text(&text.value()), text.span()),
+        other => {
+            return Err(syn::Error::new_spanned(
+                other,
+                format!(
+                    "expected a duration: seconds (`{name} = 300`) or a string (`{name} = \"5m\"`)"
+                ),
+            ));
+        }
+    };
+    match millis {
+        Some(0) => Err(syn::Error::new(
+            span,
+            format!("`{name}` must be longer than zero"),
+        )),
+        Some(millis) => Ok((millis, span)),
+        None => Err(syn::Error::new(
+            span,
+            "not a duration; write a number and a unit: \"250ms\", \"30s\", \"5m\", \"1h\", \"1d\"",
+        )),
+    }
+}
+
+/// `"250ms"`, `"30s"`, `"5m"`, `"1h"`, `"1d"` → milliseconds.
+fn parse_duration_text(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+/// Parses `= 123` as a positive integer.
+pub(crate) fn positive_int<T>(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    if !meta.input.peek(Token![=]) {
+        return Err(meta.error(format!("expected a positive integer, e.g. `{example}`")));
+    }
+    meta.input.parse::<Token![=]>()?;
+    let expr: syn::Expr = meta.input.parse()?;
+    match &expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(int),
+            ..
+        }) if int.base10_digits() != "0" => int.base10_parse(),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("expected a positive integer, e.g. `{example}`"),
+        )),
+    }
+}
+
+/// Parses `(a, b, c)`: a list of identifiers.
+pub(crate) fn ident_list(meta: &ParseNestedMeta<'_>) -> syn::Result<Vec<Ident>> {
+    let content;
+    syn::parenthesized!(content in meta.input);
+    let list = content.parse_terminated(
+        |input: syn::parse::ParseStream<'_>| input.parse::<Ident>(),
+        Token![,],
+    )?;
+    Ok(list.into_iter().collect())
+}
+
+/// Parses `= ["a", "b"]`: a list of string literals.
+pub(crate) fn string_list(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<Vec<LitStr>> {
+    if !meta.input.peek(Token![=]) {
+        return Err(meta.error(format!("expected a list of strings, e.g. `{example}`")));
+    }
+    meta.input.parse::<Token![=]>()?;
+    let content;
+    syn::bracketed!(content in meta.input);
+    let list = content.parse_terminated(|input| input.parse::<LitStr>(), Token![,])?;
+    Ok(list.into_iter().collect())
+}
+
+/// The `{name}` placeholders of a format string (without format specs).
+pub(crate) fn placeholders(format: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = format;
+    while let Some(open) = rest.find('{') {
+        if rest[open..].starts_with("{{") {
+            rest = &rest[open + 2..];
+            continue;
+        }
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let inner = &rest[open + 1..open + close];
+        let name = inner.split(':').next().unwrap_or("").trim();
+        names.push(name.to_owned());
+        rest = &rest[open + close + 1..];
+    }
+    names
+}

@@ -10,6 +10,7 @@
 //! `item`.
 
 mod args;
+mod endpoint;
 mod item;
 mod profile;
 
@@ -21,4 +22,12 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn profile(args: TokenStream, item: TokenStream) -> TokenStream {
     profile::expand(args.into(), item.into()).into()
+}
+
+/// Caches what an async function returns: L1 in process, L2 in Redis,
+/// single-flight on misses. See `perf_runtime::cache` and the attribute's
+/// re-export for its arguments.
+#[proc_macro_attribute]
+pub fn fast_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
+    endpoint::expand(args.into(), item.into()).into()
 }

@@ -186,7 +186,7 @@ fn emit(args: ProfileArgs, function: MaybeFn) -> TokenStream {
 
 /// A never-taken `return` of the declared type, so type inference inside the
 /// wrapped body (`?`, `.into()`) follows the user's signature.
-fn fake_return(output: &ReturnType) -> TokenStream {
+pub(crate) fn fake_return(output: &ReturnType) -> TokenStream {
     let (ty, span) = match output {
         ReturnType::Default => (quote!(()), proc_macro2::Span::call_site()),
         ReturnType::Type(_, ty) if item::contains_impl_trait(ty) => return TokenStream::new(),

@@ -4,7 +4,20 @@
 pub use tracing;
 pub use tracing::Instrument;
 
+pub use crate::cache::mode::{Mode, OptionCacheNone, OptionMode, PlainMode, ResultMode};
+pub use crate::cache::{
+    CacheKey, CacheSpec, CodecProbe, FunctionCache, KeyError, KeyHasher, SerdeCodec, Tier, Ttl,
+};
 pub use crate::profile::{OtherOutcome, OutcomeProbe, ProfileSite, ResultOutcome};
+
+#[cfg(feature = "axum")]
+pub use crate::cache::JsonCodec;
+
+/// Without the `axum` feature there is no `Json` codec; the trait exists so
+/// the expansion's `use` resolves either way.
+#[cfg(not(feature = "axum"))]
+#[doc(hidden)]
+pub trait JsonCodec {}
 
 /// Calls `f` once. A closure passed here is typed `FnOnce`, so a body that
 /// returns a reborrow of a captured `&mut` (`fn get(&mut self) -> &mut T`)

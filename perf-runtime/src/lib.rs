@@ -69,9 +69,15 @@ pub use lifecycle::{InitError, Perf, VERSION, global, init, shutdown};
 #[cfg(feature = "macros")]
 pub use perf_macros::profile;
 
+/// `#[fast_endpoint]`: caches what an async function returns — L1 in
+/// process, L2 in Redis — with single-flight on misses. See the
+/// [`cache`] module for the arguments and the expansion.
+#[cfg(feature = "macros")]
+pub use perf_macros::fast_endpoint;
+
 /// What an annotated service needs in scope: `use perf_runtime::prelude::*;`.
 pub mod prelude {
-    #[cfg(feature = "macros")]
-    pub use crate::profile;
     pub use crate::{Perf, PerfConfig, global, init, shutdown};
+    #[cfg(feature = "macros")]
+    pub use crate::{fast_endpoint, profile};
 }

@@ -11,7 +11,7 @@ mod store;
 use axum::Router;
 use axum::routing::{get, post};
 
-pub use handlers::{ChatError, ChatReply, ChatRequest};
+pub use handlers::{ChatError, ChatReply, ChatRequest, UserProfile};
 pub use store::{Conversation, ConversationStore, Turn};
 
 /// Shared state of the handlers.

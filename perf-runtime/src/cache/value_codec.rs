@@ -1,6 +1,10 @@
 //! How a cached value becomes bytes for Redis. Chosen where the macro
 //! expands, on the concrete type: serde types directly, `axum::Json<T>`
 //! through its `T` (autoref specialisation, as for profile outcomes).
+//!
+//! Values are MessagePack (`rmp-serde`): compact, and self-describing, so
+//! types that deserialize through `deserialize_any` (`serde_json::Value`,
+//! untagged enums, `#[serde(flatten)]`) round-trip too.
 
 use std::marker::PhantomData;
 
@@ -29,23 +33,28 @@ impl<V: Serialize + DeserializeOwned> ValueCodec<V> {
     /// The codec of a serde type.
     pub fn serde() -> Self {
         ValueCodec {
-            to_bytes: |value| {
-                postcard::to_allocvec(value).map_err(|e| EncodeError::Serialize(e.to_string()))
-            },
+            to_bytes: encode_value,
             from_bytes: decode_exact,
         }
     }
 }
 
+fn encode_value<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>, EncodeError> {
+    rmp_serde::to_vec(value).map_err(|e| EncodeError::Serialize(e.to_string()))
+}
+
 fn decode_exact<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, DecodeError> {
-    match postcard::take_from_bytes(bytes) {
-        Ok((value, [])) => Ok(value),
-        Ok((_, rest)) => Err(DecodeError::WrongType(format!(
+    let mut deserializer = rmp_serde::Deserializer::new(bytes);
+    let value =
+        V::deserialize(&mut deserializer).map_err(|e| DecodeError::WrongType(e.to_string()))?;
+    let rest = deserializer.into_inner();
+    if !rest.is_empty() {
+        return Err(DecodeError::WrongType(format!(
             "{} bytes left over",
             rest.len()
-        ))),
-        Err(error) => Err(DecodeError::WrongType(error.to_string())),
+        )));
     }
+    Ok(value)
 }
 
 /// Selects a codec for `V`; see the module docs.
@@ -83,10 +92,25 @@ pub trait JsonCodec<V> {
 impl<T: Serialize + DeserializeOwned> JsonCodec<axum::Json<T>> for CodecProbe<axum::Json<T>> {
     fn perf_codec(&self) -> ValueCodec<axum::Json<T>> {
         ValueCodec {
-            to_bytes: |json| {
-                postcard::to_allocvec(&json.0).map_err(|e| EncodeError::Serialize(e.to_string()))
-            },
+            to_bytes: |json| encode_value(&json.0),
             from_bytes: |bytes| decode_exact(bytes).map(axum::Json),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_describing_values_round_trip() {
+        let codec = ValueCodec::<serde_json::Value>::serde();
+        let value = serde_json::json!({"user_id": 7, "tags": ["a", null], "nested": {"x": 1.5}});
+        let bytes = (codec.to_bytes)(&value).unwrap();
+        assert_eq!((codec.from_bytes)(&bytes).unwrap(), value);
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!((codec.from_bytes)(&trailing).is_err());
+        assert!((codec.from_bytes)(&[0xc1]).is_err());
     }
 }

@@ -1,0 +1,419 @@
+//! `#[fast_endpoint]`: parse → validate → emit.
+//!
+//! The expansion keeps the signature and hands the body (as a future) to
+//! `__private::FunctionCache::call` with a key built from the arguments.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::parse::Parser;
+use syn::spanned::Spanned;
+use syn::{FnArg, Ident, LitStr, Pat, ReturnType, Type};
+
+use crate::args::{self, Errors, Seen};
+use crate::item::{self, MaybeFn};
+
+const ACCEPTED: &[&str] = &[
+    "cache_ttl",
+    "key",
+    "skip",
+    "tier",
+    "max_entries",
+    "tags",
+    "stale_while_revalidate",
+    "stale_if_error",
+    "cache_none",
+    "version",
+    "name",
+    "crate",
+];
+
+#[derive(Default)]
+struct EndpointArgs {
+    ttl_ms: Option<u64>,
+    key: Option<LitStr>,
+    skip: Vec<Ident>,
+    tier: Option<(Ident, Span)>,
+    max_entries: Option<u64>,
+    tags: Vec<LitStr>,
+    swr_ms: Option<u64>,
+    sie_ms: Option<u64>,
+    cache_none: Option<Span>,
+    version: Option<u32>,
+    name: Option<LitStr>,
+    krate: Option<syn::Path>,
+}
+
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let parsed = parse_args(args, &mut errors);
+    let function =
+        match (|input: syn::parse::ParseStream<'_>| MaybeFn::parse_for("fast_endpoint", input))
+            .parse2(item.clone())
+        {
+            Ok(function) => function,
+            Err(error) => {
+                errors.push(error);
+                return match errors.take() {
+                    Some(all) => args::item_with_error(item, all),
+                    None => item,
+                };
+            }
+        };
+    let bindings = validate(&parsed, &function, &mut errors);
+    match errors.take() {
+        Some(error) => args::item_with_error(item, error),
+        None => emit(parsed, function, bindings),
+    }
+}
+
+fn parse_args(args: TokenStream, errors: &mut Errors) -> EndpointArgs {
+    let mut parsed = EndpointArgs::default();
+    let mut seen = Seen::default();
+    let parser = syn::meta::parser(|meta| {
+        let Some(ident) = meta.path.get_ident().cloned() else {
+            errors.push(args::unknown_argument(
+                "fast_endpoint",
+                &meta.path,
+                ACCEPTED,
+            ));
+            return args::skip_value(&meta);
+        };
+        if let Err(error) = seen.first_time(&ident) {
+            errors.push(error);
+            return args::skip_value(&meta);
+        }
+        let result = match ident.to_string().as_str() {
+            "cache_ttl" => args::duration_value(&meta).map(|(ms, _)| parsed.ttl_ms = Some(ms)),
+            "stale_while_revalidate" => {
+                args::duration_value(&meta).map(|(ms, _)| parsed.swr_ms = Some(ms))
+            }
+            "stale_if_error" => args::duration_value(&meta).map(|(ms, _)| parsed.sie_ms = Some(ms)),
+            "key" => {
+                args::string_value(&meta, "key = \"user:{user_id}\"").map(|k| parsed.key = Some(k))
+            }
+            "name" => {
+                args::string_value(&meta, "name = \"users.get\"").map(|n| parsed.name = Some(n))
+            }
+            "crate" => args::crate_path(&meta).map(|p| parsed.krate = Some(p)),
+            "skip" => args::ident_list(&meta).map(|list| parsed.skip = list),
+            "tags" => args::string_list(&meta, "tags = [\"user:{user_id}\"]")
+                .map(|list| parsed.tags = list),
+            "max_entries" => args::positive_int(&meta, "max_entries = 10000")
+                .map(|n| parsed.max_entries = Some(n)),
+            "version" => args::positive_int(&meta, "version = 2").map(|n| parsed.version = Some(n)),
+            "cache_none" => {
+                if meta.input.peek(syn::Token![=]) {
+                    Err(meta.error("`cache_none` is a flag: write it alone, without a value"))
+                } else {
+                    parsed.cache_none = Some(ident.span());
+                    Ok(())
+                }
+            }
+            "tier" => parse_tier(&meta).map(|tier| parsed.tier = Some(tier)),
+            _ => {
+                errors.push(args::unknown_argument(
+                    "fast_endpoint",
+                    &meta.path,
+                    ACCEPTED,
+                ));
+                return args::skip_value(&meta);
+            }
+        };
+        if let Err(error) = result {
+            errors.push(error);
+            return args::skip_value(&meta);
+        }
+        Ok(())
+    });
+    if let Err(error) = parser.parse2(args) {
+        errors.push(error);
+    }
+    parsed
+}
+
+fn parse_tier(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<(Ident, Span)> {
+    let tier = args::string_value(meta, "tier = \"l1+l2\"")?;
+    let variant = match tier.value().as_str() {
+        "l1" => "L1",
+        "l2" => "L2",
+        "l1+l2" => "L1L2",
+        other => {
+            return Err(syn::Error::new(
+                tier.span(),
+                format!("unknown tier `{other}`; expected \"l1\", \"l2\" or \"l1+l2\""),
+            ));
+        }
+    };
+    Ok((Ident::new(variant, tier.span()), tier.span()))
+}
+
+/// An argument as the key sees it: the identifiers it binds, and whether
+/// it is skipped.
+struct Binding {
+    idents: Vec<Ident>,
+    skipped: bool,
+}
+
+fn validate(args: &EndpointArgs, function: &MaybeFn, errors: &mut Errors) -> Vec<Binding> {
+    let sig = &function.sig;
+    if sig.asyncness.is_none() {
+        errors.push(syn::Error::new_spanned(
+            sig.fn_token,
+            "`#[fast_endpoint]` caches what an `async fn` returns; make this function `async`",
+        ));
+    }
+    if let Some(param) = sig
+        .generics
+        .params
+        .iter()
+        .find(|p| !matches!(p, syn::GenericParam::Lifetime(_)))
+    {
+        errors.push(syn::Error::new_spanned(
+            param,
+            "`#[fast_endpoint]` keeps one typed cache per function, so it cannot be generic; \
+             write a non-generic wrapper and cache that",
+        ));
+    }
+    match &sig.output {
+        ReturnType::Default => errors.push(syn::Error::new_spanned(
+            &sig.ident,
+            "`#[fast_endpoint]` has nothing to cache: this function returns `()`",
+        )),
+        ReturnType::Type(_, ty) => check_return_type(ty, errors),
+    }
+    if let (Some(span), ReturnType::Type(_, ty)) = (args.cache_none, &sig.output)
+        && last_segment(ty).as_deref() != Some("Option")
+    {
+        errors.push(syn::Error::new(
+            span,
+            "`cache_none` applies to functions returning `Option`",
+        ));
+    }
+
+    let mut bindings = Vec::new();
+    let mut receiver = None;
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) => receiver = Some(r),
+            FnArg::Typed(typed) => {
+                let mut idents = Vec::new();
+                collect_idents(&typed.pat, &mut idents);
+                let skipped = last_segment(&typed.ty).as_deref() == Some("State")
+                    || idents.iter().any(|i| args.skip.iter().any(|s| s == i));
+                bindings.push(Binding { idents, skipped });
+            }
+        }
+    }
+    let known: Vec<String> = bindings
+        .iter()
+        .flat_map(|b| b.idents.iter().map(Ident::to_string))
+        .collect();
+    for skipped in &args.skip {
+        if !known.contains(&skipped.to_string()) {
+            errors.push(syn::Error::new_spanned(
+                skipped,
+                format!(
+                    "`skip({skipped})` names no argument; arguments: {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(receiver) = receiver {
+        if args.key.is_none() {
+            errors.push(syn::Error::new_spanned(
+                receiver,
+                "a method's cache key cannot include `self`; give `key = \"...\"` over the other arguments",
+            ));
+        }
+        if args.swr_ms.is_some() && receiver.reference.is_some() {
+            errors.push(syn::Error::new_spanned(
+                receiver,
+                "`stale_while_revalidate` refreshes in a background task, which cannot borrow `self`",
+            ));
+        }
+    }
+    for format in args.key.iter().chain(args.tags.iter()) {
+        for name in args::placeholders(&format.value()) {
+            if !known.contains(&name) {
+                errors.push(syn::Error::new(
+                    format.span(),
+                    format!(
+                        "`{{{name}}}` names no argument; arguments: {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    bindings
+}
+
+fn check_return_type(ty: &Type, errors: &mut Errors) {
+    if item::contains_impl_trait(ty) {
+        errors.push(syn::Error::new_spanned(
+            ty,
+            "`#[fast_endpoint]` cannot cache an `impl Trait`; name the type",
+        ));
+    } else if contains_reference(ty) {
+        errors.push(syn::Error::new_spanned(
+            ty,
+            "`#[fast_endpoint]` cannot cache a reference: return an owned value (clone it, or wrap it in `Arc`)",
+        ));
+    } else if ty
+        .to_token_stream()
+        .to_string()
+        .split_whitespace()
+        .any(|t| t == "Self")
+    {
+        errors.push(syn::Error::new_spanned(ty, "`#[fast_endpoint]` needs the return type spelled out; replace `Self` with the type's name"));
+    }
+}
+
+fn contains_reference(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_type_reference(&mut self, _: &'ast syn::TypeReference) {
+            self.0 = true;
+        }
+        fn visit_lifetime(&mut self, _: &'ast syn::Lifetime) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    syn::visit::visit_type(&mut finder, ty);
+    finder.0
+}
+
+fn last_segment(ty: &Type) -> Option<String> {
+    match ty {
+        Type::Path(path) => path.path.segments.last().map(|s| s.ident.to_string()),
+        Type::Paren(inner) => last_segment(&inner.elem),
+        Type::Group(inner) => last_segment(&inner.elem),
+        _ => None,
+    }
+}
+
+fn collect_idents(pat: &Pat, out: &mut Vec<Ident>) {
+    match pat {
+        Pat::Ident(binding) => {
+            out.push(binding.ident.clone());
+            if let Some((_, sub)) = &binding.subpat {
+                collect_idents(sub, out);
+            }
+        }
+        Pat::TupleStruct(tuple) => tuple.elems.iter().for_each(|p| collect_idents(p, out)),
+        Pat::Tuple(tuple) => tuple.elems.iter().for_each(|p| collect_idents(p, out)),
+        Pat::Struct(fields) => fields
+            .fields
+            .iter()
+            .for_each(|f| collect_idents(&f.pat, out)),
+        Pat::Reference(reference) => collect_idents(&reference.pat, out),
+        Pat::Type(typed) => collect_idents(&typed.pat, out),
+        Pat::Slice(slice) => slice.elems.iter().for_each(|p| collect_idents(p, out)),
+        _ => {}
+    }
+}
+
+fn emit(args: EndpointArgs, function: MaybeFn, bindings: Vec<Binding>) -> TokenStream {
+    let krate = args.krate.clone().unwrap_or_else(args::default_crate_path);
+    let MaybeFn {
+        attrs,
+        vis,
+        sig,
+        body,
+    } = function;
+    let fn_name = sig.ident.to_string();
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| LitStr::new(&fn_name, sig.ident.span()));
+    let ReturnType::Type(_, ret) = &sig.output else {
+        unreachable!("validated: the function returns a value")
+    };
+    let mode = match (last_segment(ret).as_deref(), args.cache_none.is_some()) {
+        (Some("Result"), _) => quote!(ResultMode),
+        (Some("Option"), true) => quote!(OptionCacheNone),
+        (Some("Option"), false) => quote!(OptionMode),
+        _ => quote!(PlainMode),
+    };
+    let private = quote!(#krate::__private);
+    let mode = quote!(#private::#mode);
+    let tier = args
+        .tier
+        .as_ref()
+        .map_or_else(|| format_ident!("L1L2"), |(ident, _)| ident.clone());
+    let uses_l2 = tier != "L1";
+    let ttl_ms = args.ttl_ms.unwrap_or(300_000);
+    let swr_ms = args.swr_ms.unwrap_or(0);
+    let sie_ms = args.sie_ms.unwrap_or(0);
+    let max_entries = args.max_entries.unwrap_or(10_000);
+    let version = args.version.unwrap_or(1);
+
+    let value_type = quote_spanned!(ret.span()=> <#mode as #private::Mode<#ret>>::Value);
+    let codec = if uses_l2 {
+        quote_spanned! {ret.span()=> {
+            #[allow(unused_imports)]
+            use #private::{JsonCodec as _, SerdeCodec as _};
+            ::core::option::Option::Some((&#private::CodecProbe::<__PerfValue>::new()).perf_codec())
+        }}
+    } else {
+        quote!(::core::option::Option::None)
+    };
+
+    let parts: Vec<TokenStream> = match &args.key {
+        Some(key) => vec![quote_spanned!(key.span()=> &::std::format!(#key))],
+        None => bindings
+            .iter()
+            .filter(|b| !b.skipped)
+            .flat_map(|b| b.idents.iter())
+            .map(|ident| quote_spanned!(ident.span()=> &#ident))
+            .collect(),
+    };
+    let tags = &args.tags;
+    let fake_return = crate::profile::fake_return(&sig.output);
+    let call = if swr_ms > 0 {
+        quote!(call_revalidating)
+    } else {
+        quote!(call)
+    };
+
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            type __PerfValue = #value_type;
+            static __PERF_SPEC: #private::CacheSpec = #private::CacheSpec {
+                name: #name,
+                namespace: ::core::concat!(::core::module_path!(), "::", #fn_name),
+                schema_version: #version,
+                ttl: #private::Ttl {
+                    fresh: ::core::time::Duration::from_millis(#ttl_ms),
+                    stale_while_revalidate: ::core::time::Duration::from_millis(#swr_ms),
+                    stale_if_error: ::core::time::Duration::from_millis(#sie_ms),
+                },
+                tier: #private::Tier::#tier,
+                max_entries: #max_entries,
+            };
+            static __PERF_CACHE: ::std::sync::LazyLock<&'static #private::FunctionCache<__PerfValue>> =
+                ::std::sync::LazyLock::new(|| #private::FunctionCache::leak(&__PERF_SPEC, #codec));
+            let __perf_key = (|| -> ::core::result::Result<#private::CacheKey, #private::KeyError> {
+                let mut __perf_hasher = #private::KeyHasher::new(__PERF_SPEC.namespace, __PERF_SPEC.schema_version);
+                #( __perf_hasher.part(#parts)?; )*
+                ::core::result::Result::Ok(__perf_hasher.finish())
+            })();
+            let __perf_body = async move {
+                let __perf_tags: ::std::vec::Vec<::std::string::String> =
+                    ::std::vec![#(::std::format!(#tags)),*];
+                let __perf_result: #ret = async move { #fake_return #body }.await;
+                (__perf_result, __perf_tags)
+            };
+            match __perf_key {
+                ::core::result::Result::Ok(__perf_key) => {
+                    (*__PERF_CACHE).#call::<#mode, #ret, _>(__perf_key, __PERF_SPEC.ttl, __perf_body).await
+                }
+                // An argument that does not serialize: run uncached.
+                ::core::result::Result::Err(_) => __perf_body.await.0,
+            }
+        }
+    }
+}
