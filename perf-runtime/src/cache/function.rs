@@ -272,7 +272,7 @@ impl<V: Clone + Send + Sync + 'static> LocalCache for FunctionCache<V> {
         if let Some(l1) = &self.l1 {
             let tag = tag.to_owned();
             // Cannot fail: the cache is built with invalidation closures.
-            let _ = l1.invalidate_entries_if(move |_, entry| entry.tags.iter().any(|t| *t == tag));
+            let _ = l1.invalidate_entries_if(move |_, entry| entry.tags.contains(&tag));
         }
     }
 

@@ -1,6 +1,9 @@
 //! The Redis tier: one record per key, a tag index, and a circuit breaker so
 //! that once Redis is known to be down no call waits on it.
 //!
+//! Key names hold no argument or tag value: `perf:{function}:v{version}:{hash}`
+//! for records, `perf:tag:{hash}` for tag indexes.
+//!
 //! Record: the codec envelope of `(fresh_until_ms, stale_until_ms, value)`
 //! (Unix milliseconds), stored with `PX` = until the end of the stale window.
 //! An L2 hit fills L1 with the remaining time, never a fresh TTL.
@@ -115,8 +118,13 @@ fn instant_from_unix_ms(ms: u64) -> Instant {
     }
 }
 
+/// The Redis set that indexes a tag's entries. The tag is hashed: tags
+/// usually carry ids (`user:42`), which stay out of key names.
 pub(crate) fn tag_key(tag: &str) -> String {
-    format!("perf:tag:{tag}")
+    format!(
+        "perf:tag:{:032x}",
+        xxhash_rust::xxh3::xxh3_128(tag.as_bytes())
+    )
 }
 
 async fn timed<T>(
