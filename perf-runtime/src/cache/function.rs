@@ -172,9 +172,15 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
             }
         };
 
+        // Once Redis failed this call, the write-back skips it too: a call
+        // waits on a sick Redis for one timeout at most.
+        #[allow(unused_mut)]
+        let mut l2_usable = true;
         #[cfg(feature = "redis")]
-        if let Some(hit) = self.l2_lookup(key, &mut stale).await {
-            return M::join(hit);
+        match self.l2_lookup(key, &mut stale).await {
+            L2Outcome::Hit(value) => return M::join(value),
+            L2Outcome::Unavailable => l2_usable = false,
+            L2Outcome::Miss => {}
         }
 
         metrics::counter!(names::CACHE_ORIGIN_CALLS, "function" => self.spec.name).increment(1);
@@ -188,7 +194,7 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
                     stale_until: now + ttl.fresh + ttl.stale_window(),
                     tags: tags.into(),
                 };
-                self.store(key, entry).await;
+                self.store(key, entry, l2_usable).await;
                 M::join(value)
             }
             Split::Error(result) => match stale {
@@ -204,32 +210,40 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
 
     /// A fresh L2 value (also put in L1); a stale one becomes the fallback.
     #[cfg(feature = "redis")]
-    async fn l2_lookup(&self, key: CacheKey, stale: &mut Option<Entry<V>>) -> Option<V> {
+    async fn l2_lookup(&self, key: CacheKey, stale: &mut Option<Entry<V>>) -> L2Outcome<V> {
         let (true, Some(codec)) = (self.spec.tier.has_l2(), &self.codec) else {
-            return None;
+            return L2Outcome::Miss;
         };
-        let client = crate::global().redis_client()?;
+        let Some(client) = crate::global().redis_client() else {
+            return L2Outcome::Miss;
+        };
         match super::l2::get(&client, &self.breaker, self.spec, key, codec).await {
             super::l2::L2Lookup::Hit(entry) if entry.is_fresh(Instant::now()) => {
                 let value = entry.value.clone();
                 if let Some(l1) = &self.l1 {
                     l1.insert(key, entry).await;
                 }
-                Some(value)
+                L2Outcome::Hit(value)
             }
             super::l2::L2Lookup::Hit(entry) => {
                 if stale.is_none() {
                     *stale = Some(entry);
                 }
-                None
+                L2Outcome::Miss
             }
-            _ => None,
+            super::l2::L2Lookup::Miss => L2Outcome::Miss,
+            super::l2::L2Lookup::Unavailable => L2Outcome::Unavailable,
         }
     }
 
-    async fn store(&self, key: CacheKey, entry: Entry<V>) {
+    async fn store(
+        &self,
+        key: CacheKey,
+        entry: Entry<V>,
+        #[allow(unused_variables)] l2_usable: bool,
+    ) {
         #[cfg(feature = "redis")]
-        if let (true, Some(codec)) = (self.spec.tier.has_l2(), &self.codec)
+        if let (true, true, Some(codec)) = (l2_usable, self.spec.tier.has_l2(), &self.codec)
             && let Some(client) = crate::global().redis_client()
         {
             super::l2::set(&client, &self.breaker, self.spec, key, &entry, codec).await;
@@ -243,6 +257,13 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
         metrics::counter!(names::CACHE_REQUESTS, "function" => self.spec.name, "tier" => tier, "outcome" => outcome)
             .increment(1);
     }
+}
+
+#[cfg(feature = "redis")]
+enum L2Outcome<V> {
+    Hit(V),
+    Miss,
+    Unavailable,
 }
 
 enum Lookup<V> {
