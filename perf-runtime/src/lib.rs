@@ -26,6 +26,7 @@
 //! - [`config`]: [`PerfConfig`] from the environment or a builder.
 //! - [`init`], [`global`], [`shutdown`] and the [`Perf`] handle with the
 //!   status API (`get_status`, `get_metrics`, `quick_health_check`).
+//! - [`cache`]: `#[fast_endpoint]`, tiers, invalidation, `cached_request`.
 //! - [`profile`](mod@profile): `#[profile]` and manual scopes, recorded as Prometheus
 //!   metrics and `tracing` spans.
 //! - [`monitor`]: metric names, health checks, typed reports.
@@ -38,7 +39,7 @@
 //! | `macros` | yes | the attributes |
 //! | `prometheus` | yes | the Prometheus recorder installed by `init`, process metrics |
 //! | `axum` | yes | [`axum::routes`] |
-//! | `redis` | no | Redis through `fred` (REDIS_URL / REDIS_HOST), health check |
+//! | `redis` | no | Redis through `fred` (REDIS_URL / REDIS_HOST): the L2 cache tier, the invalidation bus, a health check |
 //! | `postgres` | no | PostgreSQL through `sqlx` (DATABASE_URL), health check |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -69,10 +70,8 @@ pub use lifecycle::{InitError, Perf, VERSION, global, init, shutdown};
 #[cfg(feature = "macros")]
 pub use perf_macros::profile;
 
-/// `#[fast_endpoint]`: caches what an async function returns — L1 in
-/// process, L2 in Redis — with single-flight on misses. See the
-/// [`cache`] module for the arguments and the expansion.
 #[cfg(feature = "macros")]
+#[doc = include_str!("../docs/fast_endpoint.md")]
 pub use perf_macros::fast_endpoint;
 
 /// What an annotated service needs in scope: `use perf_runtime::prelude::*;`.
