@@ -23,6 +23,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[cfg(feature = "prometheus")]
 const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long shutdown waits for each background task before aborting it.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 static GLOBAL: RwLock<Option<Perf>> = RwLock::new(None);
 static EMBEDDED: std::sync::OnceLock<Perf> = std::sync::OnceLock::new();
 
@@ -294,6 +297,7 @@ impl Perf {
 
     fn record_process_metrics(&self) {
         crate::profile::publish_in_flight();
+        crate::cache::publish_entries();
         metrics::gauge!(names::UPTIME).set(self.inner.started.elapsed().as_secs_f64());
         #[cfg(feature = "prometheus")]
         self.inner.process.collect();
@@ -412,8 +416,15 @@ impl Perf {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        for task in tasks {
-            let _ = task.await;
+        for mut task in tasks {
+            // Tasks watch the stop signal; one that does not end in time
+            // (stuck on a dead connection) is aborted rather than awaited forever.
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
         }
         self.inner.backends.close().await;
         #[cfg(feature = "prometheus")]
@@ -462,6 +473,26 @@ fn describe_metrics() {
             names::UPTIME,
             metrics::Unit::Seconds,
             "Seconds since the runtime started."
+        );
+        metrics::describe_counter!(names::CACHE_REQUESTS, "Cache lookups by tier and outcome.");
+        metrics::describe_counter!(
+            names::CACHE_ORIGIN_CALLS,
+            "Cached functions whose body ran."
+        );
+        metrics::describe_histogram!(
+            names::CACHE_L2_LOOKUP_DURATION,
+            metrics::Unit::Seconds,
+            "Duration of L2 (Redis) lookups."
+        );
+        metrics::describe_counter!(names::CACHE_EVICTIONS, "L1 entries removed, by cause.");
+        metrics::describe_gauge!(names::CACHE_ENTRIES, "L1 entries.");
+        metrics::describe_counter!(
+            names::CACHE_DECODE_ERRORS,
+            "L2 values that did not decode (deleted)."
+        );
+        metrics::describe_counter!(
+            names::CACHE_BACKEND_ERRORS,
+            "L2 backend failures (timeouts, connection errors)."
         );
         #[cfg(feature = "prometheus")]
         process_collector().describe();

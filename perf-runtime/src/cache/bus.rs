@@ -66,13 +66,21 @@ mod listener {
     use crate::cache::registry;
 
     /// Subscribes `subscriber` and applies messages until `stop` changes.
+    /// Every wait races `stop`, so shutdown never hangs on a Redis that is
+    /// down or unreachable.
     pub(crate) async fn listen(subscriber: Client, mut stop: watch::Receiver<bool>) {
         let mut messages = subscriber.message_rx();
         let mut reconnects = subscriber.reconnect_rx();
         subscriber.connect();
-        let _ = subscriber.wait_for_connect().await;
-        if let Err(error) = subscriber.subscribe(CHANNEL).await {
-            tracing::warn!(%error, "cache invalidation bus: subscribe failed; retrying on reconnect");
+        let subscribed = async {
+            subscriber.wait_for_connect().await?;
+            subscriber.subscribe(CHANNEL).await
+        };
+        tokio::select! {
+            result = subscribed => if let Err(error) = result {
+                tracing::warn!(%error, "cache invalidation bus: subscribe failed; retrying on reconnect");
+            },
+            _ = stop.changed() => return close(subscriber).await,
         }
         loop {
             tokio::select! {
@@ -95,14 +103,27 @@ mod listener {
                     }
                     // Messages sent while we were away are gone: start clean.
                     registry::apply(&Invalidation::Everything).await;
-                    if let Err(error) = subscriber.subscribe(CHANNEL).await {
-                        tracing::warn!(%error, "cache invalidation bus: resubscribe failed");
+                    tokio::select! {
+                        result = subscriber.subscribe(CHANNEL) => if let Err(error) = result {
+                            tracing::warn!(%error, "cache invalidation bus: resubscribe failed");
+                        },
+                        _ = stop.changed() => break,
                     }
                 }
                 _ = stop.changed() => break,
             }
         }
-        let _ = subscriber.quit().await;
+        close(subscriber).await;
+    }
+
+    async fn close(subscriber: Client) {
+        let quit = subscriber.quit();
+        if tokio::time::timeout(std::time::Duration::from_secs(1), quit)
+            .await
+            .is_err()
+        {
+            // Not connected: nothing to say goodbye to.
+        }
     }
 }
 

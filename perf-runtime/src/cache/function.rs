@@ -3,7 +3,10 @@
 //! write-back, with stale-while-revalidate and stale-if-error.
 
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::Instant;
+
+use metrics::Counter;
 
 use futures_util::future::BoxFuture;
 
@@ -24,8 +27,28 @@ pub struct FunctionCache<V> {
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     codec: Option<ValueCodec<V>>,
     flights: Flights,
+    counters: OnceLock<L1Counters>,
     #[cfg(feature = "redis")]
     breaker: super::l2::Breaker,
+}
+
+/// The L1 counters, registered once the recorder is settled (as profile
+/// sites do): a hit then costs one atomic add, not a key lookup.
+struct L1Counters {
+    hit: Counter,
+    miss: Counter,
+    stale: Counter,
+}
+
+impl L1Counters {
+    fn register(function: &'static str) -> Self {
+        let counter = |outcome: &'static str| metrics::counter!(names::CACHE_REQUESTS, "function" => function, "tier" => "l1", "outcome" => outcome);
+        L1Counters {
+            hit: counter("hit"),
+            miss: counter("miss"),
+            stale: counter("stale"),
+        }
+    }
 }
 
 impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
@@ -55,6 +78,7 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
             l1,
             codec,
             flights: Flights::default(),
+            counters: OnceLock::new(),
             #[cfg(feature = "redis")]
             breaker: super::l2::Breaker::new(),
         }));
@@ -92,7 +116,9 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
             Lookup::Stale(entry) => Some(entry),
             Lookup::Absent => None,
         };
-        self.miss::<M, R, F>(key, ttl, body, stale).await
+        // Boxed: the miss path (L2 and the body) is large, and inlining it
+        // would make every hit carry, and move, a future of that size.
+        Box::pin(self.miss::<M, R, F>(key, ttl, body, stale)).await
     }
 
     /// As [`call`](Self::call), and a stale L1 value inside the
@@ -112,7 +138,7 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
         if let Some(entry) = &stale {
             let revalidate_until = entry.fresh_until + ttl.stale_while_revalidate;
             if Instant::now() < revalidate_until && tokio::runtime::Handle::try_current().is_ok() {
-                self.count("l1", "stale");
+                self.count("stale");
                 if !self.flights.is_running(&key) {
                     tokio::spawn(async move {
                         let _ = self.miss::<M, R, F>(key, ttl, body, None).await;
@@ -121,7 +147,7 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
                 return M::join(entry.value.clone());
             }
         }
-        self.miss::<M, R, F>(key, ttl, body, stale).await
+        Box::pin(self.miss::<M, R, F>(key, ttl, body, stale)).await
     }
 
     async fn l1_lookup(&self, key: CacheKey) -> Lookup<V> {
@@ -130,15 +156,15 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
         };
         match l1.get(&key).await {
             Some(entry) if entry.is_fresh(Instant::now()) => {
-                self.count("l1", "hit");
+                self.count("hit");
                 Lookup::Fresh(entry.value)
             }
             Some(entry) => {
-                self.count("l1", "miss");
+                self.count("miss");
                 Lookup::Stale(entry)
             }
             None => {
-                self.count("l1", "miss");
+                self.count("miss");
                 Lookup::Absent
             }
         }
@@ -199,7 +225,7 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
             }
             Split::Error(result) => match stale {
                 Some(entry) if Instant::now() < entry.fresh_until + ttl.stale_if_error => {
-                    self.count("l1", "stale");
+                    self.count("stale");
                     M::join(entry.value)
                 }
                 _ => result,
@@ -253,9 +279,20 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
         }
     }
 
-    fn count(&self, tier: &'static str, outcome: &'static str) {
-        metrics::counter!(names::CACHE_REQUESTS, "function" => self.spec.name, "tier" => tier, "outcome" => outcome)
-            .increment(1);
+    fn count(&self, outcome: &'static str) {
+        if !crate::monitor::recorder::settled() {
+            metrics::counter!(names::CACHE_REQUESTS, "function" => self.spec.name, "tier" => "l1", "outcome" => outcome)
+                .increment(1);
+            return;
+        }
+        let counters = self
+            .counters
+            .get_or_init(|| L1Counters::register(self.spec.name));
+        match outcome {
+            "hit" => counters.hit.increment(1),
+            "stale" => counters.stale.increment(1),
+            _ => counters.miss.increment(1),
+        }
     }
 }
 
@@ -301,5 +338,9 @@ impl<V: Clone + Send + Sync + 'static> LocalCache for FunctionCache<V> {
         if let Some(l1) = &self.l1 {
             l1.invalidate_all();
         }
+    }
+
+    fn entries(&self) -> u64 {
+        self.l1.as_ref().map_or(0, |l1| l1.entry_count())
     }
 }

@@ -61,19 +61,32 @@ impl std::fmt::Debug for CacheKey {
 pub struct KeyError(String);
 
 /// Builds a [`CacheKey`] from a namespace and argument values.
+///
+/// Small keys (the usual case) are collected in a buffer on the stack and
+/// hashed in one pass; a key that outgrows it continues in a streaming
+/// hasher. Both give the same digest for the same bytes.
 pub struct KeyHasher {
-    hasher: Xxh3,
+    buffer: [u8; INLINE_KEY_BYTES],
+    len: usize,
+    stream: Option<Box<Xxh3>>,
 }
+
+/// Bytes of key material hashed in one pass without allocating.
+const INLINE_KEY_BYTES: usize = 192;
 
 impl KeyHasher {
     /// Starts a key in `namespace` (a function path) at `schema_version`:
     /// two namespaces or two versions never share keys.
     pub fn new(namespace: &str, schema_version: u32) -> Self {
-        let mut hasher = Xxh3::new();
-        hasher.update(&(namespace.len() as u64).to_le_bytes());
-        hasher.update(namespace.as_bytes());
-        hasher.update(&schema_version.to_le_bytes());
-        KeyHasher { hasher }
+        let mut hasher = KeyHasher {
+            buffer: [0; INLINE_KEY_BYTES],
+            len: 0,
+            stream: None,
+        };
+        hasher.write(&(namespace.len() as u64).to_le_bytes());
+        hasher.write(namespace.as_bytes());
+        hasher.write(&schema_version.to_le_bytes());
+        hasher
     }
 
     /// Adds one argument. Each argument's encoding is self-delimiting, so a
@@ -82,66 +95,53 @@ impl KeyHasher {
     /// # Errors
     /// [`KeyError`] when the value's `Serialize` implementation fails.
     pub fn part<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<&mut Self, KeyError> {
-        postcard::serialize_with_flavor(value, HashFlavor::new(&mut self.hasher))
+        postcard::serialize_with_flavor(value, KeyFlavor { hasher: self })
             .map_err(|e| KeyError(e.to_string()))?;
         Ok(self)
     }
 
     /// The key.
     pub fn finish(&self) -> CacheKey {
-        CacheKey(self.hasher.digest128())
-    }
-}
-
-/// Feeds postcard's output to the hasher through a small buffer: postcard
-/// emits many one-byte pushes (varints, tags), which would each be a hasher
-/// call otherwise.
-struct HashFlavor<'a> {
-    hasher: &'a mut Xxh3,
-    buffer: [u8; 64],
-    len: usize,
-}
-
-impl<'a> HashFlavor<'a> {
-    fn new(hasher: &'a mut Xxh3) -> Self {
-        HashFlavor {
-            hasher,
-            buffer: [0; 64],
-            len: 0,
+        match &self.stream {
+            Some(stream) => CacheKey(stream.digest128()),
+            None => CacheKey(xxhash_rust::xxh3::xxh3_128(&self.buffer[..self.len])),
         }
     }
 
-    fn flush(&mut self) {
-        self.hasher.update(&self.buffer[..self.len]);
-        self.len = 0;
+    fn write(&mut self, data: &[u8]) {
+        if let Some(stream) = &mut self.stream {
+            stream.update(data);
+        } else if self.len + data.len() <= INLINE_KEY_BYTES {
+            self.buffer[self.len..self.len + data.len()].copy_from_slice(data);
+            self.len += data.len();
+        } else {
+            let mut stream = Box::new(Xxh3::new());
+            stream.update(&self.buffer[..self.len]);
+            stream.update(data);
+            self.stream = Some(stream);
+        }
     }
 }
 
-impl Flavor for HashFlavor<'_> {
+/// Feeds postcard's output into the key.
+struct KeyFlavor<'a> {
+    hasher: &'a mut KeyHasher,
+}
+
+impl Flavor for KeyFlavor<'_> {
     type Output = ();
 
     fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        if self.len == self.buffer.len() {
-            self.flush();
-        }
-        self.buffer[self.len] = data;
-        self.len += 1;
+        self.hasher.write(&[data]);
         Ok(())
     }
 
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if self.len + data.len() <= self.buffer.len() {
-            self.buffer[self.len..self.len + data.len()].copy_from_slice(data);
-            self.len += data.len();
-        } else {
-            self.flush();
-            self.hasher.update(data);
-        }
+        self.hasher.write(data);
         Ok(())
     }
 
-    fn finalize(mut self) -> postcard::Result<()> {
-        self.flush();
+    fn finalize(self) -> postcard::Result<()> {
         Ok(())
     }
 }
@@ -174,6 +174,24 @@ mod tests {
         let v1 = KeyHasher::new("f", 1).part(&1u64).unwrap().finish();
         let v2 = KeyHasher::new("f", 2).part(&1u64).unwrap().finish();
         assert_ne!(v1, v2);
+    }
+
+    #[test]
+    fn keys_that_outgrow_the_buffer_match_one_pass_hashing() {
+        // Streaming and one-pass XXH3 agree, so a key's value does not
+        // depend on where the buffer ran out.
+        let long = "y".repeat(1000);
+        let mut hasher = KeyHasher::new("f", 1);
+        hasher.part(long.as_str()).unwrap();
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&1u64.to_le_bytes());
+        bytes.extend_from_slice(b"f");
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&postcard::to_allocvec(long.as_str()).unwrap());
+        assert_eq!(
+            hasher.finish().as_u128(),
+            xxhash_rust::xxh3::xxh3_128(&bytes)
+        );
     }
 
     #[test]

@@ -37,6 +37,8 @@ mod value_codec;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub(crate) use registry::publish_entries;
+
 pub use bus::CHANNEL as INVALIDATION_CHANNEL;
 pub use codec::{DecodeError, EncodeError};
 pub use function::FunctionCache;

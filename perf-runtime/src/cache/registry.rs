@@ -11,11 +11,12 @@ use super::spec::CacheSpec;
 /// What invalidation needs from a function cache, whatever its value type.
 pub(crate) trait LocalCache: Send + Sync {
     fn namespace(&self) -> &'static str;
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     fn spec(&self) -> &'static CacheSpec;
     fn drop_key(&self, key: CacheKey) -> BoxFuture<'_, ()>;
     fn drop_tag(&self, tag: &str);
     fn drop_all(&self);
+    /// Entries in L1 (approximate: pending maintenance not run).
+    fn entries(&self) -> u64;
 }
 
 static CACHES: RwLock<Vec<&'static dyn LocalCache>> = RwLock::new(Vec::new());
@@ -65,5 +66,13 @@ pub(crate) async fn apply(message: &super::bus::Invalidation) {
                 cache.drop_all();
             }
         }
+    }
+}
+
+/// Sets `perf_cache_entries` of every function cache.
+pub(crate) fn publish_entries() {
+    for cache in all() {
+        metrics::gauge!(crate::monitor::names::CACHE_ENTRIES, "function" => cache.spec().name)
+            .set(cache.entries() as f64);
     }
 }
