@@ -21,6 +21,27 @@ static NONE_RUNS: AtomicUsize = AtomicUsize::new(0);
 static SLOW_RUNS: AtomicUsize = AtomicUsize::new(0);
 static SHARED_RUNS: AtomicUsize = AtomicUsize::new(0);
 static KEYED_RUNS: AtomicUsize = AtomicUsize::new(0);
+static SWR_RUNS: AtomicUsize = AtomicUsize::new(0);
+static SIE_RUNS: AtomicUsize = AtomicUsize::new(0);
+static SIE_FAILING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[fast_endpoint(cache_ttl = "300ms", stale_while_revalidate = "10s", tier = "l1")]
+async fn revalidated(n: u64) -> usize {
+    let _ = n;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    SWR_RUNS.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+#[fast_endpoint(cache_ttl = "300ms", stale_if_error = "1s", tier = "l1")]
+async fn stale_on_error(n: u64) -> Result<usize, String> {
+    let _ = n;
+    let run = SIE_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    if SIE_FAILING.load(Ordering::SeqCst) {
+        Err(format!("origin down (run {run})"))
+    } else {
+        Ok(run)
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Profile {
@@ -293,8 +314,51 @@ async fn fast_endpoint_behaviour() {
         "an argument leaked into a key name: {keys}"
     );
 
+    stale_serving(run).await;
     l2_hit_and_broadcast_reach_another_process(&redis, run).await;
     perf_runtime::shutdown().await;
+}
+
+/// Stale-while-revalidate serves the old value at once and refreshes once
+/// in the background; stale-if-error serves the old value while the body
+/// fails, and only within its window.
+async fn stale_serving(run: u64) {
+    assert_eq!(revalidated(run).await, 1);
+    tokio::time::sleep(Duration::from_millis(400)).await; // past freshness
+    // Many callers of the stale value: all served at once, one refresh.
+    for _ in 0..20 {
+        assert_eq!(revalidated(run).await, 1, "the stale value is served");
+    }
+    let mut refreshed = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        refreshed = revalidated(run).await;
+        if refreshed == 2 {
+            break;
+        }
+    }
+    assert_eq!(refreshed, 2, "the background refresh replaced the value");
+    assert_eq!(
+        SWR_RUNS.load(Ordering::SeqCst),
+        2,
+        "exactly one background refresh"
+    );
+
+    assert_eq!(stale_on_error(run).await, Ok(1));
+    SIE_FAILING.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(400)).await; // past freshness, inside the error window
+    assert_eq!(
+        stale_on_error(run).await,
+        Ok(1),
+        "the stale value answers a failure"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await; // past the error window
+    let late = stale_on_error(run).await;
+    assert!(
+        late.is_err(),
+        "no value older than its window is served: {late:?}"
+    );
+    SIE_FAILING.store(false, Ordering::SeqCst);
 }
 
 /// A second process sharing Redis gets an L2 hit for a value this process
