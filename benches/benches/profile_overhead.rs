@@ -119,6 +119,21 @@ fn static_handles_quanta(x: u64) -> u64 {
     out
 }
 
+/// Benches each case under `group`, calling it with a fresh argument each time.
+fn bench_cases(criterion: &mut Criterion, group: &str, cases: &[(&str, Case)]) {
+    let mut group = criterion.benchmark_group(group);
+    for (name, function) in cases {
+        group.bench_function(*name, |b| {
+            let mut x = 0u64;
+            b.iter(|| {
+                x = x.wrapping_add(1);
+                function(black_box(x))
+            })
+        });
+    }
+    group.finish();
+}
+
 fn main() {
     // The runtime installs the Prometheus recorder and drains histogram
     // samples every 5 s, as in a service; it stays up for the whole run.
@@ -138,46 +153,30 @@ fn main() {
     let mut criterion = Criterion::default()
         .output_directory(&perf_benches::criterion_dir())
         .configure_from_args();
-    {
-        let mut group = criterion.benchmark_group(GROUP);
-        let cases: [(&str, Case); 6] = [
+    bench_cases(
+        &mut criterion,
+        GROUP,
+        &[
             ("bare", bare),
             ("profile", profiled),
             ("macros_per_call", macros_per_call),
             ("static_handles", static_handles),
             ("static_handles_quanta", static_handles_quanta),
             ("autometrics", auto),
-        ];
-        for (name, function) in cases {
-            group.bench_function(name, |b| {
-                let mut x = 0u64;
-                b.iter(|| {
-                    x = x.wrapping_add(1);
-                    function(black_box(x))
-                })
-            });
-        }
-        group.finish();
-    }
+        ],
+    );
     {
         let subscriber = tracing_subscriber::registry();
         let _default = tracing::subscriber::set_default(subscriber);
-        let mut group = criterion.benchmark_group(TRACED_GROUP);
-        let cases: [(&str, Case); 3] = [
-            ("bare", bare),
-            ("instrument", instrumented),
-            ("profile", profiled),
-        ];
-        for (name, function) in cases {
-            group.bench_function(name, |b| {
-                let mut x = 0u64;
-                b.iter(|| {
-                    x = x.wrapping_add(1);
-                    function(black_box(x))
-                })
-            });
-        }
-        group.finish();
+        bench_cases(
+            &mut criterion,
+            TRACED_GROUP,
+            &[
+                ("bare", bare),
+                ("instrument", instrumented),
+                ("profile", profiled),
+            ],
+        );
     }
     criterion.final_summary();
 

@@ -45,6 +45,45 @@ impl Seen {
     }
 }
 
+/// Parses an attribute's `name = value, flag, name(..)` list. `handle` gets
+/// each argument's name (given once, a plain identifier) and returns `None`
+/// for a name it does not know. Unknown names, repeats and refused values
+/// are all reported, each on its token, and parsing goes on past them.
+pub(crate) fn parse_arguments(
+    tokens: TokenStream,
+    attribute: &str,
+    accepted: &[&str],
+    errors: &mut Errors,
+    mut handle: impl FnMut(&str, &Ident, &ParseNestedMeta<'_>) -> Option<syn::Result<()>>,
+) {
+    let mut seen = Seen::default();
+    let parser = syn::meta::parser(|meta| {
+        let Some(ident) = meta.path.get_ident().cloned() else {
+            errors.push(unknown_argument(attribute, &meta.path, accepted));
+            return skip_value(&meta);
+        };
+        if let Err(error) = seen.first_time(&ident) {
+            errors.push(error);
+            return skip_value(&meta);
+        }
+        match handle(&ident.to_string(), &ident, &meta) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(error)) => {
+                errors.push(error);
+                // Step over a value the handler refused, to reach the next argument.
+                skip_value(&meta)
+            }
+            None => {
+                errors.push(unknown_argument(attribute, &meta.path, accepted));
+                skip_value(&meta)
+            }
+        }
+    });
+    if let Err(error) = syn::parse::Parser::parse2(parser, tokens) {
+        errors.push(error);
+    }
+}
+
 /// Parses `= "string"` after an argument name, with an error on the value
 /// that shows the expected form.
 pub(crate) fn string_value(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<LitStr> {

@@ -9,7 +9,7 @@ use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, LitStr, Pat, ReturnType, Type};
 
-use crate::args::{self, Errors, Seen};
+use crate::args::{self, Errors};
 use crate::item::{self, MaybeFn};
 
 const ACCEPTED: &[&str] = &[
@@ -68,66 +68,46 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn parse_args(args: TokenStream, errors: &mut Errors) -> EndpointArgs {
     let mut parsed = EndpointArgs::default();
-    let mut seen = Seen::default();
-    let parser = syn::meta::parser(|meta| {
-        let Some(ident) = meta.path.get_ident().cloned() else {
-            errors.push(args::unknown_argument(
-                "fast_endpoint",
-                &meta.path,
-                ACCEPTED,
-            ));
-            return args::skip_value(&meta);
-        };
-        if let Err(error) = seen.first_time(&ident) {
-            errors.push(error);
-            return args::skip_value(&meta);
-        }
-        let result = match ident.to_string().as_str() {
-            "cache_ttl" => args::duration_value(&meta).map(|(ms, _)| parsed.ttl_ms = Some(ms)),
-            "stale_while_revalidate" => {
-                args::duration_value(&meta).map(|(ms, _)| parsed.swr_ms = Some(ms))
-            }
-            "stale_if_error" => args::duration_value(&meta).map(|(ms, _)| parsed.sie_ms = Some(ms)),
-            "key" => {
-                args::string_value(&meta, "key = \"user:{user_id}\"").map(|k| parsed.key = Some(k))
-            }
-            "name" => {
-                args::string_value(&meta, "name = \"users.get\"").map(|n| parsed.name = Some(n))
-            }
-            "crate" => args::crate_path(&meta).map(|p| parsed.krate = Some(p)),
-            "skip" => args::ident_list(&meta).map(|list| parsed.skip = list),
-            "tags" => args::string_list(&meta, "tags = [\"user:{user_id}\"]")
-                .map(|list| parsed.tags = list),
-            "max_entries" => args::positive_int(&meta, "max_entries = 10000")
-                .map(|n| parsed.max_entries = Some(n)),
-            "version" => args::positive_int(&meta, "version = 2").map(|n| parsed.version = Some(n)),
-            "cache_none" => {
-                if meta.input.peek(syn::Token![=]) {
+    args::parse_arguments(
+        args,
+        "fast_endpoint",
+        ACCEPTED,
+        errors,
+        |name, ident, meta| {
+            Some(match name {
+                "cache_ttl" => args::duration_value(meta).map(|(ms, _)| parsed.ttl_ms = Some(ms)),
+                "stale_while_revalidate" => {
+                    args::duration_value(meta).map(|(ms, _)| parsed.swr_ms = Some(ms))
+                }
+                "stale_if_error" => {
+                    args::duration_value(meta).map(|(ms, _)| parsed.sie_ms = Some(ms))
+                }
+                "key" => args::string_value(meta, "key = \"user:{user_id}\"")
+                    .map(|k| parsed.key = Some(k)),
+                "name" => {
+                    args::string_value(meta, "name = \"users.get\"").map(|n| parsed.name = Some(n))
+                }
+                "crate" => args::crate_path(meta).map(|p| parsed.krate = Some(p)),
+                "skip" => args::ident_list(meta).map(|list| parsed.skip = list),
+                "tags" => args::string_list(meta, "tags = [\"user:{user_id}\"]")
+                    .map(|list| parsed.tags = list),
+                "max_entries" => args::positive_int(meta, "max_entries = 10000")
+                    .map(|n| parsed.max_entries = Some(n)),
+                "version" => {
+                    args::positive_int(meta, "version = 2").map(|n| parsed.version = Some(n))
+                }
+                "cache_none" if meta.input.peek(syn::Token![=]) => {
                     Err(meta.error("`cache_none` is a flag: write it alone, without a value"))
-                } else {
+                }
+                "cache_none" => {
                     parsed.cache_none = Some(ident.span());
                     Ok(())
                 }
-            }
-            "tier" => parse_tier(&meta).map(|tier| parsed.tier = Some(tier)),
-            _ => {
-                errors.push(args::unknown_argument(
-                    "fast_endpoint",
-                    &meta.path,
-                    ACCEPTED,
-                ));
-                return args::skip_value(&meta);
-            }
-        };
-        if let Err(error) = result {
-            errors.push(error);
-            return args::skip_value(&meta);
-        }
-        Ok(())
-    });
-    if let Err(error) = parser.parse2(args) {
-        errors.push(error);
-    }
+                "tier" => parse_tier(meta).map(|tier| parsed.tier = Some(tier)),
+                _ => return None,
+            })
+        },
+    );
     parsed
 }
 

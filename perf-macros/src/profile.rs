@@ -15,7 +15,7 @@ use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{LitStr, ReturnType};
 
-use crate::args::{self, Errors, Seen};
+use crate::args::{self, Errors};
 use crate::item::{self, MaybeFn};
 
 const ACCEPTED: &[&str] = &["name", "level", "fields", "crate"];
@@ -53,36 +53,15 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn parse_args(args: TokenStream, errors: &mut Errors) -> ProfileArgs {
     let mut parsed = ProfileArgs::default();
-    let mut seen = Seen::default();
-    let parser = syn::meta::parser(|meta| {
-        let Some(ident) = meta.path.get_ident().cloned() else {
-            errors.push(args::unknown_argument("profile", &meta.path, ACCEPTED));
-            return args::skip_value(&meta);
-        };
-        if let Err(error) = seen.first_time(&ident) {
-            errors.push(error);
-            return args::skip_value(&meta);
-        }
-        let result = match ident.to_string().as_str() {
-            "name" => parse_name(&meta).map(|name| parsed.name = Some(name)),
-            "level" => parse_level(&meta).map(|level| parsed.level = Some(level)),
-            "fields" => parse_fields(&meta).map(|fields| parsed.fields = Some(fields)),
-            "crate" => args::crate_path(&meta).map(|path| parsed.krate = Some(path)),
-            _ => {
-                errors.push(args::unknown_argument("profile", &meta.path, ACCEPTED));
-                return args::skip_value(&meta);
-            }
-        };
-        if let Err(error) = result {
-            errors.push(error);
-            // Step over a value the sub-parser refused, to reach the next argument.
-            return args::skip_value(&meta);
-        }
-        Ok(())
+    args::parse_arguments(args, "profile", ACCEPTED, errors, |name, _, meta| {
+        Some(match name {
+            "name" => parse_name(meta).map(|name| parsed.name = Some(name)),
+            "level" => parse_level(meta).map(|level| parsed.level = Some(level)),
+            "fields" => parse_fields(meta).map(|fields| parsed.fields = Some(fields)),
+            "crate" => args::crate_path(meta).map(|path| parsed.krate = Some(path)),
+            _ => return None,
+        })
     });
-    if let Err(error) = parser.parse2(args) {
-        errors.push(error);
-    }
     parsed
 }
 
