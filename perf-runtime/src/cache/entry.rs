@@ -24,11 +24,11 @@ impl<V> Entry<V> {
 /// never extends it).
 pub(crate) struct EntryExpiry;
 
-impl<V> moka::Expiry<CacheKey, Entry<V>> for EntryExpiry {
+impl<V> moka::Expiry<CacheKey, Arc<Entry<V>>> for EntryExpiry {
     fn expire_after_create(
         &self,
         _key: &CacheKey,
-        entry: &Entry<V>,
+        entry: &Arc<Entry<V>>,
         created_at: Instant,
     ) -> Option<Duration> {
         Some(entry.stale_until.saturating_duration_since(created_at))
@@ -37,7 +37,7 @@ impl<V> moka::Expiry<CacheKey, Entry<V>> for EntryExpiry {
     fn expire_after_update(
         &self,
         _key: &CacheKey,
-        entry: &Entry<V>,
+        entry: &Arc<Entry<V>>,
         updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {

@@ -3,16 +3,17 @@
 //! write-back, with stale-while-revalidate and stale-if-error.
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use metrics::Counter;
 
 use futures_util::future::BoxFuture;
 
-use super::entry::{Entry, EntryExpiry};
+use super::entry::Entry;
 use super::flight::{self, Flights, Role};
 use super::key::CacheKey;
+use super::l1::{L1, Lookup};
 use super::mode::{Mode, Split};
 use super::registry::{self, LocalCache};
 use super::spec::{CacheSpec, Ttl};
@@ -23,7 +24,7 @@ use crate::monitor::names;
 /// never freed.
 pub struct FunctionCache<V> {
     spec: &'static CacheSpec,
-    l1: Option<moka::future::Cache<CacheKey, Entry<V>>>,
+    l1: Option<L1<V>>,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     codec: Option<ValueCodec<V>>,
     flights: Flights,
@@ -55,24 +56,10 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
     /// Makes the cache of `spec` and registers it for invalidation. `codec`
     /// is required for the L2 tier (without it, L2 is skipped).
     pub fn leak(spec: &'static CacheSpec, codec: Option<ValueCodec<V>>) -> &'static Self {
-        let l1 = spec.tier.has_l1().then(|| {
-            let function = spec.name;
-            moka::future::Cache::builder()
-                .max_capacity(spec.max_entries)
-                .expire_after(EntryExpiry)
-                .support_invalidation_closures()
-                .eviction_listener(move |_key, _value, cause| {
-                    let cause = match cause {
-                        moka::notification::RemovalCause::Expired => "expired",
-                        moka::notification::RemovalCause::Size => "size",
-                        moka::notification::RemovalCause::Explicit => "explicit",
-                        moka::notification::RemovalCause::Replaced => "replaced",
-                    };
-                    metrics::counter!(names::CACHE_EVICTIONS, "function" => function, "cause" => cause)
-                        .increment(1);
-                })
-                .build()
-        });
+        let l1 = spec
+            .tier
+            .has_l1()
+            .then(|| L1::new(spec.name, spec.max_entries));
         let cache: &'static Self = Box::leak(Box::new(FunctionCache {
             spec,
             l1,
@@ -94,10 +81,7 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
     /// L1 entries right now (after pending maintenance).
     pub async fn l1_entries(&self) -> u64 {
         match &self.l1 {
-            Some(l1) => {
-                l1.run_pending_tasks().await;
-                l1.entry_count()
-            }
+            Some(l1) => l1.entries_exact().await,
             None => 0,
         }
     }
@@ -154,20 +138,12 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
         let Some(l1) = &self.l1 else {
             return Lookup::Absent;
         };
-        match l1.get(&key).await {
-            Some(entry) if entry.is_fresh(Instant::now()) => {
-                self.count("hit");
-                Lookup::Fresh(entry.value)
-            }
-            Some(entry) => {
-                self.count("miss");
-                Lookup::Stale(entry)
-            }
-            None => {
-                self.count("miss");
-                Lookup::Absent
-            }
-        }
+        let found = l1.lookup(&key).await;
+        self.count(match found {
+            Lookup::Fresh(_) => "hit",
+            _ => "miss",
+        });
+        found
     }
 
     async fn miss<M, R, F>(
@@ -175,7 +151,7 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
         key: CacheKey,
         ttl: Ttl,
         body: F,
-        #[allow(unused_mut)] mut stale: Option<Entry<V>>,
+        #[allow(unused_mut)] mut stale: Option<Arc<Entry<V>>>,
     ) -> R
     where
         M: Mode<R, Value = V>,
@@ -187,10 +163,9 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
                 Role::Follower(done) => {
                     flight::wait(done).await;
                     if let Some(l1) = &self.l1
-                        && let Some(entry) = l1.get(&key).await
-                        && entry.is_fresh(Instant::now())
+                        && let Lookup::Fresh(value) = l1.lookup(&key).await
                     {
-                        return M::join(entry.value);
+                        return M::join(value);
                     }
                     // The leader failed, was cancelled, or stores only in
                     // L2: take the lead (or follow the next leader).
@@ -226,7 +201,7 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
             Split::Error(result) => match stale {
                 Some(entry) if Instant::now() < entry.fresh_until + ttl.stale_if_error => {
                     self.count("stale");
-                    M::join(entry.value)
+                    M::join(entry.value.clone())
                 }
                 _ => result,
             },
@@ -236,7 +211,7 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
 
     /// A fresh L2 value (also put in L1); a stale one becomes the fallback.
     #[cfg(feature = "redis")]
-    async fn l2_lookup(&self, key: CacheKey, stale: &mut Option<Entry<V>>) -> L2Outcome<V> {
+    async fn l2_lookup(&self, key: CacheKey, stale: &mut Option<Arc<Entry<V>>>) -> L2Outcome<V> {
         let (true, Some(codec)) = (self.spec.tier.has_l2(), &self.codec) else {
             return L2Outcome::Miss;
         };
@@ -253,7 +228,7 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
             }
             super::l2::L2Lookup::Hit(entry) => {
                 if stale.is_none() {
-                    *stale = Some(entry);
+                    *stale = Some(Arc::new(entry));
                 }
                 L2Outcome::Miss
             }
@@ -303,12 +278,6 @@ enum L2Outcome<V> {
     Unavailable,
 }
 
-enum Lookup<V> {
-    Fresh(V),
-    Stale(Entry<V>),
-    Absent,
-}
-
 impl<V: Clone + Send + Sync + 'static> LocalCache for FunctionCache<V> {
     fn namespace(&self) -> &'static str {
         self.spec.namespace
@@ -328,9 +297,7 @@ impl<V: Clone + Send + Sync + 'static> LocalCache for FunctionCache<V> {
 
     fn drop_tag(&self, tag: &str) {
         if let Some(l1) = &self.l1 {
-            let tag = tag.to_owned();
-            // Cannot fail: the cache is built with invalidation closures.
-            let _ = l1.invalidate_entries_if(move |_, entry| entry.tags.contains(&tag));
+            l1.invalidate_tag(tag);
         }
     }
 
@@ -341,6 +308,6 @@ impl<V: Clone + Send + Sync + 'static> LocalCache for FunctionCache<V> {
     }
 
     fn entries(&self) -> u64 {
-        self.l1.as_ref().map_or(0, |l1| l1.entry_count())
+        self.l1.as_ref().map_or(0, L1::entries)
     }
 }

@@ -24,9 +24,11 @@ pub(crate) mod bus;
 pub mod codec;
 mod entry;
 mod flight;
+mod front;
 mod function;
 mod invalidate;
 pub mod key;
+mod l1;
 #[cfg(feature = "redis")]
 mod l2;
 mod manual;
