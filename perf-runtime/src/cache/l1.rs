@@ -39,7 +39,7 @@ impl<V: Clone + Send + Sync + 'static> L1<V> {
                     RemovalCause::Explicit => "explicit",
                 };
                 if cause != "replaced" {
-                    evicted_from.remove_if_same(&*key, &entry);
+                    evicted_from.remove_if_same(&key, &entry);
                 }
                 metrics::counter!(names::CACHE_EVICTIONS, "function" => function, "cause" => cause)
                     .increment(1);
