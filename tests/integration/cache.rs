@@ -184,6 +184,14 @@ async fn fast_endpoint_behaviour() {
     assert_eq!((a.computed, b.computed, c.computed), (1, 2, 3));
     assert_eq!(profile(run, "en".into()).await, a);
     assert_eq!(PROFILE_RUNS.load(Ordering::SeqCst), 3);
+    // Hits are counted on striped counters and published when rendered.
+    let text = perf.render_prometheus().expect("prometheus");
+    let hits = support::sample(
+        &text,
+        "perf_cache_requests_total",
+        &[("function", "profile"), ("tier", "l1"), ("outcome", "hit")],
+    );
+    assert_eq!(hits, Some(1.0), "{text}");
     // Two functions with the same arguments never share.
     assert_eq!(settings(run, "en".into()).await.computed, 1);
     assert_eq!(SETTINGS_RUNS.load(Ordering::SeqCst), 1);

@@ -35,6 +35,7 @@ mod manual;
 pub mod mode;
 mod registry;
 mod spec;
+mod striped;
 mod value_codec;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -17,6 +17,8 @@ pub(crate) trait LocalCache: Send + Sync {
     fn drop_all(&self);
     /// Entries in L1 (approximate: pending maintenance not run).
     fn entries(&self) -> u64;
+    /// Publishes counts kept locally (L1 hits) to the recorder.
+    fn publish(&self);
 }
 
 static CACHES: RwLock<Vec<&'static dyn LocalCache>> = RwLock::new(Vec::new());
@@ -74,5 +76,6 @@ pub(crate) fn publish_entries() {
     for cache in all() {
         metrics::gauge!(crate::monitor::names::CACHE_ENTRIES, "function" => cache.spec().name)
             .set(cache.entries() as f64);
+        cache.publish();
     }
 }
