@@ -5,7 +5,6 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
-use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, LitStr, Pat, ReturnType, Type};
 
@@ -46,19 +45,10 @@ struct EndpointArgs {
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let parsed = parse_args(args, &mut errors);
-    let function =
-        match (|input: syn::parse::ParseStream<'_>| MaybeFn::parse_for("fast_endpoint", input))
-            .parse2(item.clone())
-        {
-            Ok(function) => function,
-            Err(error) => {
-                errors.push(error);
-                return match errors.take() {
-                    Some(all) => args::item_with_error(item, all),
-                    None => item,
-                };
-            }
-        };
+    let function = match MaybeFn::parse_or_report("fast_endpoint", &item, &mut errors) {
+        Ok(function) => function,
+        Err(output) => return output,
+    };
     let bindings = validate(&parsed, &function, &mut errors);
     match errors.take() {
         Some(error) => args::item_with_error(item, error),

@@ -16,6 +16,23 @@ pub(crate) struct MaybeFn {
 }
 
 impl MaybeFn {
+    /// Parses `item` for `#[attribute]`. On failure returns what to emit
+    /// instead: the item unchanged plus every error gathered so far.
+    pub(crate) fn parse_or_report(
+        attribute: &'static str,
+        item: &proc_macro2::TokenStream,
+        errors: &mut crate::args::Errors,
+    ) -> Result<Self, proc_macro2::TokenStream> {
+        let parser = |input: ParseStream<'_>| MaybeFn::parse_for(attribute, input);
+        syn::parse::Parser::parse2(parser, item.clone()).map_err(|error| {
+            errors.push(error);
+            match errors.take() {
+                Some(all) => crate::args::item_with_error(item.clone(), all),
+                None => item.clone(),
+            }
+        })
+    }
+
     /// Parses a function for `#[attribute]`, with errors that name the
     /// attribute and point at the token that is wrong.
     pub(crate) fn parse_for(attribute: &'static str, input: ParseStream<'_>) -> syn::Result<Self> {

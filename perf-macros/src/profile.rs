@@ -11,7 +11,6 @@
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote, quote_spanned};
-use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{LitStr, ReturnType};
 
@@ -32,17 +31,9 @@ struct ProfileArgs {
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let parsed_args = parse_args(args, &mut errors);
-    let function = match (|input: syn::parse::ParseStream<'_>| MaybeFn::parse_for("profile", input))
-        .parse2(item.clone())
-    {
+    let function = match MaybeFn::parse_or_report("profile", &item, &mut errors) {
         Ok(function) => function,
-        Err(error) => {
-            errors.push(error);
-            return match errors.take() {
-                Some(all) => args::item_with_error(item, all),
-                None => item,
-            };
-        }
+        Err(output) => return output,
     };
     validate(&function, &mut errors);
     match errors.take() {
