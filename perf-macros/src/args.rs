@@ -84,17 +84,26 @@ pub(crate) fn parse_arguments(
     }
 }
 
+/// Parses `= <expression>` after an argument name, or says what value
+/// `expected` when the `=` is missing.
+fn value_expr(
+    meta: &ParseNestedMeta<'_>,
+    expected: impl FnOnce() -> String,
+) -> syn::Result<syn::Expr> {
+    if !meta.input.peek(Token![=]) {
+        return Err(meta.error(expected()));
+    }
+    meta.input.parse::<Token![=]>()?;
+    meta.input.parse()
+}
+
 /// Parses `= "string"` after an argument name, with an error on the value
 /// that shows the expected form.
 pub(crate) fn string_value(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<LitStr> {
     let name = meta.path.to_token_stream().to_string();
-    if !meta.input.peek(Token![=]) {
-        return Err(meta.error(format!(
-            "`{name}` needs a value: expected a string literal, e.g. `{example}`"
-        )));
-    }
-    meta.input.parse::<Token![=]>()?;
-    let expr: syn::Expr = meta.input.parse()?;
+    let expr = value_expr(meta, || {
+        format!("`{name}` needs a value: expected a string literal, e.g. `{example}`")
+    })?;
     match expr {
         syn::Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Str(lit),
@@ -171,13 +180,11 @@ pub(crate) fn item_with_error(item: TokenStream, error: syn::Error) -> TokenStre
 /// milliseconds, refusing zero, with errors on the value.
 pub(crate) fn duration_value(meta: &ParseNestedMeta<'_>) -> syn::Result<(u64, proc_macro2::Span)> {
     let name = meta.path.to_token_stream().to_string();
-    if !meta.input.peek(Token![=]) {
-        return Err(meta.error(format!(
+    let expr = value_expr(meta, || {
+        format!(
             "`{name}` needs a duration: seconds (`{name} = 300`) or a string (`{name} = \"5m\"`)"
-        )));
-    }
-    meta.input.parse::<Token![=]>()?;
-    let expr: syn::Expr = meta.input.parse()?;
+        )
+    })?;
     let (millis, span) = match &expr {
         syn::Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Int(int),
@@ -235,11 +242,9 @@ where
     T: std::str::FromStr,
     T::Err: std::fmt::Display,
 {
-    if !meta.input.peek(Token![=]) {
-        return Err(meta.error(format!("expected a positive integer, e.g. `{example}`")));
-    }
-    meta.input.parse::<Token![=]>()?;
-    let expr: syn::Expr = meta.input.parse()?;
+    let expr = value_expr(meta, || {
+        format!("expected a positive integer, e.g. `{example}`")
+    })?;
     match &expr {
         syn::Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Int(int),

@@ -26,27 +26,10 @@ pub(crate) struct RedisBackend {
 impl RedisBackend {
     /// Builds the client and starts connecting in the background.
     pub(crate) fn connect(url: &SecretUrl, _config: &PerfConfig) -> Result<Self, InitError> {
-        let mut redis_config = Config::from_url(url.expose()).map_err(|e| InitError::Redis {
+        let client = build_client(url).map_err(|e| InitError::Redis {
             url: url.redacted(),
             reason: url.scrub(&e.to_string()),
         })?;
-        // Keep retrying a server that is down at start-up instead of failing
-        // `init`: the cache fails open and jobs report the error themselves.
-        redis_config.fail_fast = false;
-        let client = Builder::from_config(redis_config)
-            .with_performance_config(|performance| {
-                performance.default_command_timeout = COMMAND_TIMEOUT;
-            })
-            .with_connection_config(|connection| {
-                connection.connection_timeout = CONNECT_TIMEOUT;
-                connection.internal_command_timeout = CONNECT_TIMEOUT;
-            })
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
-            .build()
-            .map_err(|e| InitError::Redis {
-                url: url.redacted(),
-                reason: url.scrub(&e.to_string()),
-            })?;
         let last_error = Arc::new(Mutex::new(None));
         let errors = Arc::clone(&last_error);
         let scrubbing = url.clone();
@@ -75,15 +58,7 @@ impl RedisBackend {
     /// A second client on the same server, for pub/sub (a subscribed
     /// connection cannot run other commands).
     pub(crate) fn subscriber(&self) -> Result<Client, fred::error::Error> {
-        let mut config = Config::from_url(self.url.expose())?;
-        config.fail_fast = false;
-        Builder::from_config(config)
-            .with_connection_config(|connection| {
-                connection.connection_timeout = CONNECT_TIMEOUT;
-                connection.internal_command_timeout = CONNECT_TIMEOUT;
-            })
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
-            .build()
+        build_client(&self.url)
     }
 
     pub(crate) fn describe(&self) -> String {
@@ -103,6 +78,25 @@ impl RedisBackend {
             let _ = self.client.quit().await;
         }
     }
+}
+
+/// A client with the runtime's settings: command and connect timeouts, and
+/// reconnection with capped exponential backoff, also for a server that is
+/// down at start-up (the cache fails open; jobs report errors themselves),
+/// instead of failing `init`.
+fn build_client(url: &SecretUrl) -> Result<Client, fred::error::Error> {
+    let mut config = Config::from_url(url.expose())?;
+    config.fail_fast = false;
+    Builder::from_config(config)
+        .with_performance_config(|performance| {
+            performance.default_command_timeout = COMMAND_TIMEOUT;
+        })
+        .with_connection_config(|connection| {
+            connection.connection_timeout = CONNECT_TIMEOUT;
+            connection.internal_command_timeout = CONNECT_TIMEOUT;
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+        .build()
 }
 
 /// `PING`, answered with a clear reason when the connection is down.
