@@ -21,6 +21,7 @@ const ACCEPTED: &[&str] = &[
     "stale_while_revalidate",
     "stale_if_error",
     "cache_none",
+    "lock",
     "version",
     "name",
     "crate",
@@ -37,6 +38,8 @@ struct EndpointArgs {
     swr_ms: Option<u64>,
     sie_ms: Option<u64>,
     cache_none: Option<Span>,
+    /// Milliseconds, and the value's span (for the tier check).
+    lock: Option<(u64, Span)>,
     version: Option<u32>,
     name: Option<LitStr>,
     krate: Option<syn::Path>,
@@ -72,6 +75,7 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> EndpointArgs {
                 "stale_if_error" => {
                     args::duration_value(meta).map(|(ms, _)| parsed.sie_ms = Some(ms))
                 }
+                "lock" => args::duration_value(meta).map(|lock| parsed.lock = Some(lock)),
                 "key" => args::string_value(meta, "key = \"user:{user_id}\"")
                     .map(|k| parsed.key = Some(k)),
                 "name" => {
@@ -157,6 +161,16 @@ fn validate(args: &EndpointArgs, function: &MaybeFn, errors: &mut Errors) -> Vec
         errors.push(syn::Error::new(
             span,
             "`cache_none` applies to functions returning `Option`",
+        ));
+    }
+
+    if let (Some((_, span)), Some((tier, _))) = (args.lock, &args.tier)
+        && tier == "L1"
+    {
+        errors.push(syn::Error::new(
+            span,
+            "`lock` makes instances wait for each other through Redis, so it needs \
+             the L2 tier: use tier = \"l1+l2\" or \"l2\", or drop `lock`",
         ));
     }
 
@@ -318,6 +332,7 @@ fn emit(args: EndpointArgs, function: MaybeFn, bindings: Vec<Binding>) -> TokenS
     let swr_ms = args.swr_ms.unwrap_or(0);
     let sie_ms = args.sie_ms.unwrap_or(0);
     let max_entries = args.max_entries.unwrap_or(10_000);
+    let lock_ms = args.lock.map_or(0, |(ms, _)| ms);
     let version = args.version.unwrap_or(1);
 
     let value_type = quote_spanned!(ret.span()=> <#mode as #private::Mode<#ret>>::Value);
@@ -340,6 +355,9 @@ fn emit(args: EndpointArgs, function: MaybeFn, bindings: Vec<Binding>) -> TokenS
             .map(|ident| quote_spanned!(ident.span()=> &#ident))
             .collect(),
     };
+    // One call per argument, spanned on it: an argument that cannot be part
+    // of a key is reported on its own token.
+    let key_parts = quote!(#( __perf_hasher.part(#parts)?; )*);
     let tags = &args.tags;
     let fake_return = crate::profile::fake_return(&sig.output);
     let call = if swr_ms > 0 {
@@ -356,6 +374,7 @@ fn emit(args: EndpointArgs, function: MaybeFn, bindings: Vec<Binding>) -> TokenS
                 name: #name,
                 namespace: ::core::concat!(::core::module_path!(), "::", #fn_name),
                 schema_version: #version,
+                key_seed: #private::key_seed(::core::concat!(::core::module_path!(), "::", #fn_name), #version),
                 ttl: #private::Ttl {
                     fresh: ::core::time::Duration::from_millis(#ttl_ms),
                     stale_while_revalidate: ::core::time::Duration::from_millis(#swr_ms),
@@ -363,15 +382,18 @@ fn emit(args: EndpointArgs, function: MaybeFn, bindings: Vec<Binding>) -> TokenS
                 },
                 tier: #private::Tier::#tier,
                 max_entries: #max_entries,
+                lock: ::core::time::Duration::from_millis(#lock_ms),
             };
             static __PERF_CACHE: ::std::sync::LazyLock<&'static #private::FunctionCache<__PerfValue>> =
                 ::std::sync::LazyLock::new(|| #private::FunctionCache::leak(&__PERF_SPEC, #codec));
             let __perf_key = (|| -> ::core::result::Result<#private::CacheKey, #private::KeyError> {
-                let mut __perf_hasher = #private::KeyHasher::new(__PERF_SPEC.namespace, __PERF_SPEC.schema_version);
-                #( __perf_hasher.part(#parts)?; )*
+                let mut __perf_hasher = #private::KeyHasher::seeded(__PERF_SPEC.key_seed);
+                #key_parts
                 ::core::result::Result::Ok(__perf_hasher.finish())
             })();
-            let __perf_body = async move {
+            // The body's future is only built on a miss: a hit returns
+            // before anything is moved into it.
+            let __perf_body = move || async move {
                 let __perf_tags: ::std::vec::Vec<::std::string::String> =
                     ::std::vec![#(::std::format!(#tags)),*];
                 let __perf_result: #ret = async move { #fake_return #body }.await;
@@ -379,10 +401,13 @@ fn emit(args: EndpointArgs, function: MaybeFn, bindings: Vec<Binding>) -> TokenS
             };
             match __perf_key {
                 ::core::result::Result::Ok(__perf_key) => {
-                    (*__PERF_CACHE).#call::<#mode, #ret, _>(__perf_key, __PERF_SPEC.ttl, __perf_body).await
+                    if let ::core::option::Option::Some(__perf_value) = (*__PERF_CACHE).hit(&__perf_key) {
+                        return <#mode as #private::Mode<#ret>>::join(__perf_value);
+                    }
+                    (*__PERF_CACHE).#call::<#mode, #ret, _>(__perf_key, __PERF_SPEC.ttl, __perf_body()).await
                 }
                 // An argument that does not serialize: run uncached.
-                ::core::result::Result::Err(_) => __perf_body.await.0,
+                ::core::result::Result::Err(_) => __perf_body().await.0,
             }
         }
     }

@@ -7,6 +7,7 @@ pub use tracing::Instrument;
 pub use crate::cache::mode::{Mode, OptionCacheNone, OptionMode, PlainMode, ResultMode};
 pub use crate::cache::{
     CacheKey, CacheSpec, CodecProbe, FunctionCache, KeyError, KeyHasher, SerdeCodec, Tier, Ttl,
+    key_seed,
 };
 pub use crate::profile::{OtherOutcome, OutcomeProbe, ProfileSite, ResultOutcome};
 

@@ -487,6 +487,14 @@ fn describe_metrics() {
         metrics::describe_counter!(names::CACHE_EVICTIONS, "L1 entries removed, by cause.");
         metrics::describe_gauge!(names::CACHE_ENTRIES, "L1 entries.");
         metrics::describe_counter!(
+            names::CACHE_LOCKS,
+            "Cold misses of lock-ed functions, by how the cross-instance lock ended."
+        );
+        metrics::describe_gauge!(
+            names::CACHE_BYTES,
+            "Estimated bytes of the L1 values (encoded size where known)."
+        );
+        metrics::describe_counter!(
             names::CACHE_DECODE_ERRORS,
             "L2 values that did not decode (deleted)."
         );

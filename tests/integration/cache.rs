@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::{redis_cli, run_id};
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -123,14 +125,6 @@ impl Repo {
         KEYED_RUNS.fetch_add(1, Ordering::SeqCst);
         format!("{}{id}", self.prefix)
     }
-}
-
-fn run_id() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        % 1_000_000_000_000
 }
 
 async fn start(redis: &str) -> Perf {
@@ -434,16 +428,6 @@ async fn l2_hit_and_broadcast_reach_another_process(redis: &str, run: u64) {
 }
 
 /// Runs `redis-cli` against the harness's Redis.
-fn redis_cli(redis: &str, args: &[&str]) -> String {
-    let output = Command::new("redis-cli")
-        .arg("-u")
-        .arg(redis)
-        .args(args)
-        .output()
-        .expect("redis-cli (installed with redis-server)");
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// Stores `value` byte for byte under `key` (`redis-cli -x` reads it from stdin).
 fn redis_set_raw(redis: &str, key: &str, value: &[u8]) {
     let mut child = Command::new("redis-cli")

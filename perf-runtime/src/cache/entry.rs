@@ -1,7 +1,9 @@
 //! An L1 entry and its per-entry expiry.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use quanta::Instant;
 
 use super::key::CacheKey;
 
@@ -20,27 +22,37 @@ impl<V> Entry<V> {
     }
 }
 
+/// What moka holds for an entry: enough for its policy (expiry, tags), not
+/// the value, which lives once, in the front map (see [`super::front`]).
+pub(crate) struct Meta {
+    pub(crate) stale_until: Instant,
+    pub(crate) tags: Arc<[String]>,
+    /// Bytes the entry's value is estimated to take (0 when unknown).
+    pub(crate) weight: u32,
+}
+
 /// Each entry lives until the end of its stale window (absolute: a hit
 /// never extends it).
 pub(crate) struct EntryExpiry;
 
-impl<V> moka::Expiry<CacheKey, Arc<Entry<V>>> for EntryExpiry {
+impl moka::Expiry<CacheKey, Arc<Meta>> for EntryExpiry {
     fn expire_after_create(
         &self,
         _key: &CacheKey,
-        entry: &Arc<Entry<V>>,
-        created_at: Instant,
+        meta: &Arc<Meta>,
+        _created_at: std::time::Instant,
     ) -> Option<Duration> {
-        Some(entry.stale_until.saturating_duration_since(created_at))
+        // Entries keep time on the TSC clock (cheaper to read on every hit).
+        Some(meta.stale_until.saturating_duration_since(Instant::now()))
     }
 
     fn expire_after_update(
         &self,
         _key: &CacheKey,
-        entry: &Arc<Entry<V>>,
-        updated_at: Instant,
+        meta: &Arc<Meta>,
+        _updated_at: std::time::Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
-        Some(entry.stale_until.saturating_duration_since(updated_at))
+        Some(meta.stale_until.saturating_duration_since(Instant::now()))
     }
 }

@@ -1,12 +1,15 @@
-//! The read path of L1: a sharded map in front of moka.
+//! Where L1 values live: a sharded map read by every hit, with moka beside
+//! it as the policy.
 //!
 //! moka owns capacity, admission and expiry, but its per-hit bookkeeping
 //! (frequency sketch, access queues, clock reads) costs a few hundred
-//! nanoseconds. Hits are served from this map instead: a read lock on one
-//! of 32 shards and a lookup by the key's own bits. Every insert goes to
-//! both; moka's eviction listener removes what moka drops, so the map never
-//! holds more than moka (plus entries in flight), and every entry still
-//! carries its absolute expiry, checked on read.
+//! nanoseconds. So moka holds only each entry's [`Meta`] (expiry, tags,
+//! weight) and the value lives here, inline in the map's slot: a hit is a
+//! read lock on one of 32 shards, a lookup by the key's own bits, and a
+//! clone of the value, with no pointer to chase. moka's eviction listener
+//! removes what moka drops (matched by its `Meta`, so a newer slot stays),
+//! so the map never holds more than moka; every slot still carries its
+//! absolute deadlines, checked on read.
 //!
 //! Trade-off: hits served here are not seen by moka's policy, so eviction
 //! follows admission and insertion order rather than recency.
@@ -15,7 +18,9 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use super::entry::Entry;
+use quanta::Instant;
+
+use super::entry::{Entry, Meta};
 use super::key::CacheKey;
 
 const SHARDS: usize = 32;
@@ -41,7 +46,14 @@ impl Hasher for KeyBits {
     }
 }
 
-type Shard<V> = RwLock<HashMap<CacheKey, Arc<Entry<V>>, BuildHasherDefault<KeyBits>>>;
+/// One value and its deadlines; `meta` is the record moka holds for it.
+struct Slot<V> {
+    value: V,
+    fresh_until: Instant,
+    meta: Arc<Meta>,
+}
+
+type Shard<V> = RwLock<HashMap<CacheKey, Slot<V>, BuildHasherDefault<KeyBits>>>;
 
 pub(crate) struct Front<V> {
     shards: Box<[Shard<V>]>,
@@ -59,44 +71,53 @@ impl<V: Clone> Front<V> {
         &self.shards[(key.as_u128() >> 120) as usize % SHARDS]
     }
 
-    /// The value and its freshness deadline, cloned under the read lock
-    /// (no reference count is touched on a hit).
+    /// The value and its freshness deadline, cloned under the read lock.
     #[inline]
-    pub(crate) fn get(&self, key: &CacheKey) -> Option<(V, std::time::Instant)> {
+    pub(crate) fn get(&self, key: &CacheKey) -> Option<(V, Instant)> {
         let shard = self
             .shard(key)
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         shard
             .get(key)
-            .map(|entry| (entry.value.clone(), entry.fresh_until))
+            .map(|slot| (slot.value.clone(), slot.fresh_until))
     }
 
     /// The whole entry (for stale serving).
-    pub(crate) fn entry(&self, key: &CacheKey) -> Option<Arc<Entry<V>>> {
+    pub(crate) fn entry(&self, key: &CacheKey) -> Option<Entry<V>> {
         let shard = self
             .shard(key)
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        shard.get(key).cloned()
+        shard.get(key).map(|slot| Entry {
+            value: slot.value.clone(),
+            fresh_until: slot.fresh_until,
+            stale_until: slot.meta.stale_until,
+            tags: Arc::clone(&slot.meta.tags),
+        })
     }
 
-    pub(crate) fn insert(&self, key: CacheKey, entry: Arc<Entry<V>>) {
+    pub(crate) fn insert(&self, key: CacheKey, value: V, fresh_until: Instant, meta: Arc<Meta>) {
+        let slot = Slot {
+            value,
+            fresh_until,
+            meta,
+        };
         self.shard(&key)
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, entry);
+            .insert(key, slot);
     }
 
-    /// Removes `key` if it still maps to `entry` (a newer entry stays).
-    pub(crate) fn remove_if_same(&self, key: &CacheKey, entry: &Arc<Entry<V>>) {
+    /// Removes `key` if its slot was made with `meta` (a newer slot stays).
+    pub(crate) fn remove_if_same(&self, key: &CacheKey, meta: &Arc<Meta>) {
         let mut shard = self
             .shard(key)
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         if shard
             .get(key)
-            .is_some_and(|current| Arc::ptr_eq(current, entry))
+            .is_some_and(|slot| Arc::ptr_eq(&slot.meta, meta))
         {
             shard.remove(key);
         }
@@ -109,12 +130,13 @@ impl<V: Clone> Front<V> {
             .remove(key);
     }
 
-    pub(crate) fn retain(&self, keep: impl Fn(&Entry<V>) -> bool) {
+    /// Keeps the slots whose record `keep` accepts.
+    pub(crate) fn retain(&self, keep: impl Fn(&Meta) -> bool) {
         for shard in self.shards.iter() {
             shard
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
-                .retain(|_, entry| keep(entry));
+                .retain(|_, slot| keep(&slot.meta));
         }
     }
 

@@ -2,9 +2,9 @@
 //! one value type of the manual API): L1 → L2 → single-flight → body →
 //! write-back, with stale-while-revalidate and stale-if-error.
 
+use quanta::Instant;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::OnceLock;
 
 use metrics::Counter;
 
@@ -25,12 +25,12 @@ use crate::monitor::names;
 pub struct FunctionCache<V> {
     spec: &'static CacheSpec,
     l1: Option<L1<V>>,
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     codec: Option<ValueCodec<V>>,
-    flights: Flights,
+    flights: Flights<V>,
     counters: OnceLock<L1Counters>,
     /// Hits are counted here, not on the shared counter: on a contended hot
-    /// key that one atomic would bounce between cores on every hit.
+    /// key that one atomic would bounce between cores on every hit. Published
+    /// (as a total) when metrics are rendered.
     hits: super::striped::StripedCounter,
     #[cfg(feature = "redis")]
     breaker: super::l2::Breaker,
@@ -90,6 +90,17 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
         }
     }
 
+    /// A fresh L1 value, found without awaiting anything: the expansion
+    /// tries this before it builds the body's future, so a hit costs a key,
+    /// a map read and a clone. `None` sends the caller to
+    /// [`call`](Self::call).
+    #[inline]
+    pub fn hit(&self, key: &CacheKey) -> Option<V> {
+        let value = self.l1.as_ref()?.fresh(key)?;
+        self.hits.increment();
+        Some(value)
+    }
+
     /// A cached call: serves a fresh value from L1 or L2, else runs `body`
     /// once for all concurrent callers of `key`, caches what `M` says is
     /// cacheable, and serves a stale value when the body fails within the
@@ -142,11 +153,11 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
         let Some(l1) = &self.l1 else {
             return Lookup::Absent;
         };
-        let found = l1.lookup(&key).await;
-        self.count(match found {
-            Lookup::Fresh(_) => "hit",
-            _ => "miss",
-        });
+        let found = l1.lookup(&key);
+        match found {
+            Lookup::Fresh(_) => self.hits.increment(),
+            _ => self.count("miss"),
+        }
         found
     }
 
@@ -155,24 +166,21 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
         key: CacheKey,
         ttl: Ttl,
         body: F,
-        #[allow(unused_mut)] mut stale: Option<Arc<Entry<V>>>,
+        #[allow(unused_mut)] mut stale: Option<Entry<V>>,
     ) -> R
     where
         M: Mode<R, Value = V>,
         F: Future<Output = (R, Vec<String>)>,
     {
-        let _leader = loop {
+        let leader = loop {
             match self.flights.join(key) {
                 Role::Leader(guard) => break guard,
                 Role::Follower(done) => {
-                    flight::wait(done).await;
-                    if let Some(l1) = &self.l1
-                        && let Lookup::Fresh(value) = l1.lookup(&key).await
-                    {
+                    if let Some(value) = flight::wait(done).await {
                         return M::join(value);
                     }
-                    // The leader failed, was cancelled, or stores only in
-                    // L2: take the lead (or follow the next leader).
+                    // The leader failed or was cancelled: take the lead (or
+                    // follow the next leader).
                 }
             }
         };
@@ -182,15 +190,30 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
         #[allow(unused_mut)]
         let mut l2_usable = true;
         #[cfg(feature = "redis")]
+        let mut held_lock = None;
+        #[cfg(feature = "redis")]
         match self.l2_lookup(key, &mut stale).await {
-            L2Outcome::Hit(value) => return M::join(value),
+            L2Outcome::Hit(value) => {
+                leader.publish(value.clone());
+                return M::join(value);
+            }
             L2Outcome::Unavailable => l2_usable = false,
+            L2Outcome::Miss if !self.spec.lock.is_zero() => {
+                match self.wait_for_other_instances(key, &mut stale).await {
+                    Waited::Hit(value) => {
+                        leader.publish(value.clone());
+                        return M::join(value);
+                    }
+                    Waited::Lead(lock) => held_lock = lock,
+                    Waited::Unavailable => l2_usable = false,
+                }
+            }
             L2Outcome::Miss => {}
         }
 
         metrics::counter!(names::CACHE_ORIGIN_CALLS, "function" => self.spec.name).increment(1);
         let (result, tags) = body.await;
-        match M::split(result) {
+        let result = match M::split(result) {
             Split::Cache(value) => {
                 let now = Instant::now();
                 let entry = Entry {
@@ -199,23 +222,83 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
                     stale_until: now + ttl.fresh + ttl.stale_window(),
                     tags: tags.into(),
                 };
+                // Followers need not wait for the write-back.
+                leader.publish(value.clone());
                 self.store(key, entry, l2_usable).await;
                 M::join(value)
             }
             Split::Error(result) => match stale {
                 Some(entry) if Instant::now() < entry.fresh_until + ttl.stale_if_error => {
                     self.count("stale");
-                    M::join(entry.value.clone())
+                    // The followers get the same answer.
+                    leader.publish(entry.value.clone());
+                    M::join(entry.value)
                 }
                 _ => result,
             },
             Split::Skip(result) => result,
+        };
+        #[cfg(feature = "redis")]
+        if let Some(lock) = held_lock {
+            lock.release().await;
         }
+        result
+    }
+
+    /// Takes the key's Redis lock, or waits for the instance holding it to
+    /// put the value in L2; computes itself (`Lead(None)`) once `lock` has
+    /// passed.
+    #[cfg(feature = "redis")]
+    async fn wait_for_other_instances(
+        &self,
+        key: CacheKey,
+        stale: &mut Option<Entry<V>>,
+    ) -> Waited<V> {
+        let Some(client) = crate::global().redis_client() else {
+            return Waited::Lead(None);
+        };
+        let name = super::lock::lock_name(self.spec, key);
+        let deadline = Instant::now() + self.spec.lock;
+        let mut pause = super::lock::FIRST_PAUSE;
+        loop {
+            match super::lock::try_acquire(&client, &name, self.spec.lock).await {
+                Ok(Some(lock)) => {
+                    self.count_lock("acquired");
+                    return Waited::Lead(Some(lock));
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    super::l2::backend_error(&self.breaker, self.spec, "SET NX", &reason);
+                    return Waited::Unavailable;
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                self.count_lock("timeout");
+                return Waited::Lead(None);
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(super::lock::MAX_PAUSE);
+            match self.l2_lookup(key, stale).await {
+                L2Outcome::Hit(value) => {
+                    self.count_lock("waited");
+                    return Waited::Hit(value);
+                }
+                L2Outcome::Unavailable => return Waited::Unavailable,
+                L2Outcome::Miss => {}
+            }
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    fn count_lock(&self, outcome: &'static str) {
+        metrics::counter!(names::CACHE_LOCKS, "function" => self.spec.name, "outcome" => outcome)
+            .increment(1);
     }
 
     /// A fresh L2 value (also put in L1); a stale one becomes the fallback.
     #[cfg(feature = "redis")]
-    async fn l2_lookup(&self, key: CacheKey, stale: &mut Option<Arc<Entry<V>>>) -> L2Outcome<V> {
+    async fn l2_lookup(&self, key: CacheKey, stale: &mut Option<Entry<V>>) -> L2Outcome<V> {
         let (true, Some(codec)) = (self.spec.tier.has_l2(), &self.codec) else {
             return L2Outcome::Miss;
         };
@@ -223,16 +306,16 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
             return L2Outcome::Miss;
         };
         match super::l2::get(&client, &self.breaker, self.spec, key, codec).await {
-            super::l2::L2Lookup::Hit(entry) if entry.is_fresh(Instant::now()) => {
+            super::l2::L2Lookup::Hit(entry, size) if entry.is_fresh(Instant::now()) => {
                 let value = entry.value.clone();
                 if let Some(l1) = &self.l1 {
-                    l1.insert(key, entry).await;
+                    l1.insert(key, entry, size).await;
                 }
                 L2Outcome::Hit(value)
             }
-            super::l2::L2Lookup::Hit(entry) => {
+            super::l2::L2Lookup::Hit(entry, _) => {
                 if stale.is_none() {
-                    *stale = Some(Arc::new(entry));
+                    *stale = Some(entry);
                 }
                 L2Outcome::Miss
             }
@@ -247,14 +330,25 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
         entry: Entry<V>,
         #[allow(unused_variables)] l2_usable: bool,
     ) {
+        // Encoded once: for Redis, and as the value's weight in L1.
+        let raw = self.codec.and_then(|codec| match (codec.to_bytes)(&entry.value) {
+            Ok(raw) => Some(raw),
+            Err(error) => {
+                tracing::warn!(function = self.spec.name, %error, "value not stored in L2: it does not encode");
+                None
+            }
+        });
+        // Without a codec the weight is the value's shallow size (a floor).
+        let weight = raw.as_ref().map_or(std::mem::size_of::<V>(), Vec::len);
         #[cfg(feature = "redis")]
-        if let (true, true, Some(codec)) = (l2_usable, self.spec.tier.has_l2(), &self.codec)
+        if let (true, true, Some(raw)) = (l2_usable, self.spec.tier.has_l2(), raw)
             && let Some(client) = crate::global().redis_client()
         {
-            super::l2::set(&client, &self.breaker, self.spec, key, &entry, codec).await;
+            super::l2::set(&client, &self.breaker, self.spec, key, &entry, raw).await;
         }
         if let Some(l1) = &self.l1 {
-            l1.insert(key, entry).await;
+            let weight = u32::try_from(weight).unwrap_or(u32::MAX);
+            l1.insert(key, entry, weight).await;
         }
     }
 
@@ -268,11 +362,21 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
             .counters
             .get_or_init(|| L1Counters::register(self.spec.name));
         match outcome {
-            "hit" => self.hits.increment(),
             "stale" => counters.stale.increment(1),
             _ => counters.miss.increment(1),
         }
     }
+}
+
+/// How waiting on another instance's computation ended.
+#[cfg(feature = "redis")]
+enum Waited<V> {
+    /// Its value arrived in L2.
+    Hit(V),
+    /// Compute here: holding the lock (`Some`), or after waiting long enough.
+    Lead(Option<super::lock::HeldLock>),
+    /// Redis failed: compute here and skip the write-back.
+    Unavailable,
 }
 
 #[cfg(feature = "redis")]
@@ -312,12 +416,19 @@ impl<V: Clone + Send + Sync + 'static> LocalCache for FunctionCache<V> {
     }
 
     fn publish(&self) {
-        if let Some(counters) = self.counters.get() {
+        if crate::monitor::recorder::settled() {
+            let counters = self
+                .counters
+                .get_or_init(|| L1Counters::register(self.spec.name));
             counters.hit.absolute(self.hits.total());
         }
     }
 
     fn entries(&self) -> u64 {
         self.l1.as_ref().map_or(0, L1::entries)
+    }
+
+    fn bytes(&self) -> u64 {
+        self.l1.as_ref().map_or(0, L1::bytes)
     }
 }

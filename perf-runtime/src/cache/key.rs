@@ -14,8 +14,10 @@
 //! assert!(key(42, "en").redis_name("chat::profile", 1).starts_with("perf:chat::profile:v1:"));
 //! ```
 //!
-//! Arguments are encoded with serde (postcard's format) straight into an
-//! XXH3-128 hasher, without an intermediate buffer. The encoding is
+//! The namespace and schema version are folded into a 64-bit seed once (at
+//! compile time for `#[fast_endpoint]`, see [`key_seed`]); arguments are
+//! encoded with serde (postcard's format) and hashed with XXH3-128 under that
+//! seed, so a call hashes only its own arguments. The encoding is
 //! deterministic for a given type and value, so every instance of a service
 //! computes the same key for the same call. Types whose serialization
 //! depends on iteration order (`HashMap`, `HashSet`) are not: use `BTreeMap`
@@ -60,40 +62,54 @@ impl std::fmt::Debug for CacheKey {
 #[non_exhaustive]
 pub struct KeyError(String);
 
+/// The seed of a namespace (a function path) at a schema version: two
+/// namespaces or two versions hash their arguments under different seeds, so
+/// they never share keys. A `const fn`, so the attribute computes it at
+/// compile time.
+pub const fn key_seed(namespace: &str, schema_version: u32) -> u64 {
+    xxhash_rust::const_xxh3::xxh3_64_with_seed(namespace.as_bytes(), schema_version as u64)
+}
+
 /// Builds a [`CacheKey`] from a namespace and argument values.
 ///
 /// Small keys (the usual case) are collected in a buffer on the stack and
 /// hashed in one pass; a key that outgrows it continues in a streaming
 /// hasher. Both give the same digest for the same bytes.
 pub struct KeyHasher {
+    seed: u64,
     buffer: [u8; INLINE_KEY_BYTES],
     len: usize,
     stream: Option<Box<Xxh3>>,
 }
 
 /// Bytes of key material hashed in one pass without allocating.
-const INLINE_KEY_BYTES: usize = 192;
+const INLINE_KEY_BYTES: usize = 128;
 
 impl KeyHasher {
     /// Starts a key in `namespace` (a function path) at `schema_version`:
     /// two namespaces or two versions never share keys.
     pub fn new(namespace: &str, schema_version: u32) -> Self {
-        let mut hasher = KeyHasher {
+        Self::seeded(key_seed(namespace, schema_version))
+    }
+
+    /// Starts a key under a seed made by [`key_seed`].
+    #[inline]
+    pub fn seeded(seed: u64) -> Self {
+        KeyHasher {
+            seed,
             buffer: [0; INLINE_KEY_BYTES],
             len: 0,
             stream: None,
-        };
-        hasher.write(&(namespace.len() as u64).to_le_bytes());
-        hasher.write(namespace.as_bytes());
-        hasher.write(&schema_version.to_le_bytes());
-        hasher
+        }
     }
 
-    /// Adds one argument. Each argument's encoding is self-delimiting, so a
-    /// sequence of parts of fixed types maps to keys one-to-one.
+    /// Adds one argument (or a tuple of them: a tuple encodes as its fields
+    /// in order). Each argument's encoding is self-delimiting, so a sequence
+    /// of parts of fixed types maps to keys one-to-one.
     ///
     /// # Errors
     /// [`KeyError`] when the value's `Serialize` implementation fails.
+    #[inline]
     pub fn part<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<&mut Self, KeyError> {
         postcard::serialize_with_flavor(value, KeyFlavor { hasher: self })
             .map_err(|e| KeyError(e.to_string()))?;
@@ -101,13 +117,18 @@ impl KeyHasher {
     }
 
     /// The key.
+    #[inline]
     pub fn finish(&self) -> CacheKey {
         match &self.stream {
             Some(stream) => CacheKey(stream.digest128()),
-            None => CacheKey(xxhash_rust::xxh3::xxh3_128(&self.buffer[..self.len])),
+            None => CacheKey(xxhash_rust::xxh3::xxh3_128_with_seed(
+                &self.buffer[..self.len],
+                self.seed,
+            )),
         }
     }
 
+    #[inline]
     fn write(&mut self, data: &[u8]) {
         if let Some(stream) = &mut self.stream {
             stream.update(data);
@@ -115,7 +136,7 @@ impl KeyHasher {
             self.buffer[self.len..self.len + data.len()].copy_from_slice(data);
             self.len += data.len();
         } else {
-            let mut stream = Box::new(Xxh3::new());
+            let mut stream = Box::new(Xxh3::with_seed(self.seed));
             stream.update(&self.buffer[..self.len]);
             stream.update(data);
             self.stream = Some(stream);
@@ -183,15 +204,29 @@ mod tests {
         let long = "y".repeat(1000);
         let mut hasher = KeyHasher::new("f", 1);
         hasher.part(long.as_str()).unwrap();
-        let mut bytes = Vec::new();
-        bytes.extend_from_slice(&1u64.to_le_bytes());
-        bytes.extend_from_slice(b"f");
-        bytes.extend_from_slice(&1u32.to_le_bytes());
-        bytes.extend_from_slice(&postcard::to_allocvec(long.as_str()).unwrap());
+        let bytes = postcard::to_allocvec(long.as_str()).unwrap();
         assert_eq!(
             hasher.finish().as_u128(),
-            xxhash_rust::xxh3::xxh3_128(&bytes)
+            xxhash_rust::xxh3::xxh3_128_with_seed(&bytes, key_seed("f", 1))
         );
+    }
+
+    #[test]
+    fn the_compile_time_seed_matches_the_runtime_one() {
+        const SEED: u64 = key_seed("chat::profile", 3);
+        assert_eq!(
+            SEED,
+            xxhash_rust::xxh3::xxh3_64_with_seed(b"chat::profile", 3)
+        );
+    }
+
+    #[test]
+    fn a_tuple_part_is_its_fields_in_order() {
+        let mut one = KeyHasher::new("f", 1);
+        one.part(&(&7u64, "x")).unwrap();
+        let mut two = KeyHasher::new("f", 1);
+        two.part(&7u64).unwrap().part("x").unwrap();
+        assert_eq!(one.finish(), two.finish());
     }
 
     #[test]

@@ -1,36 +1,41 @@
-//! The in-process tier: moka for capacity, admission and expiry, with a
-//! sharded map in front for hits (see [`super::front`]).
+//! The in-process tier: values in a sharded map, moka beside it for
+//! capacity, admission and expiry (see [`super::front`]).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::entry::{Entry, EntryExpiry};
+use super::entry::{Entry, EntryExpiry, Meta};
 use super::front::Front;
 use super::key::CacheKey;
 use crate::monitor::names;
 
 pub(crate) struct L1<V> {
-    moka: moka::future::Cache<CacheKey, Arc<Entry<V>>>,
+    moka: moka::future::Cache<CacheKey, Arc<Meta>>,
     front: Arc<Front<V>>,
+    /// Estimated bytes of the values held (sum of their weights).
+    bytes: Arc<AtomicU64>,
 }
 
 /// What L1 holds for a key.
 pub(crate) enum Lookup<V> {
     Fresh(V),
-    Stale(Arc<Entry<V>>),
+    Stale(Entry<V>),
     Absent,
 }
 
 impl<V: Clone + Send + Sync + 'static> L1<V> {
     pub(crate) fn new(function: &'static str, max_entries: u64) -> Self {
         let front = Arc::new(Front::new());
+        let bytes = Arc::new(AtomicU64::new(0));
         let evicted_from = Arc::clone(&front);
+        let evicted_bytes = Arc::clone(&bytes);
         let moka = moka::future::Cache::builder()
             .max_capacity(max_entries)
             .expire_after(EntryExpiry)
             .support_invalidation_closures()
-            .eviction_listener(move |key, entry: Arc<Entry<V>>, cause| {
+            .eviction_listener(move |key, meta: Arc<Meta>, cause| {
                 use moka::notification::RemovalCause;
+                evicted_bytes.fetch_sub(u64::from(meta.weight), Ordering::Relaxed);
                 let cause = match cause {
                     // The front already holds the replacement.
                     RemovalCause::Replaced => "replaced",
@@ -39,42 +44,50 @@ impl<V: Clone + Send + Sync + 'static> L1<V> {
                     RemovalCause::Explicit => "explicit",
                 };
                 if cause != "replaced" {
-                    evicted_from.remove_if_same(&key, &entry);
+                    evicted_from.remove_if_same(&key, &meta);
                 }
                 metrics::counter!(names::CACHE_EVICTIONS, "function" => function, "cause" => cause)
                     .increment(1);
             })
             .build();
-        L1 { moka, front }
+        L1 { moka, front, bytes }
     }
 
-    /// A fresh value from the front; else moka (which refills the front).
+    /// A fresh value, without awaiting: the hit path.
     #[inline]
-    pub(crate) async fn lookup(&self, key: &CacheKey) -> Lookup<V> {
-        let now = Instant::now();
-        if let Some((value, fresh_until)) = self.front.get(key)
-            && now < fresh_until
-        {
+    pub(crate) fn fresh(&self, key: &CacheKey) -> Option<V> {
+        let now = super::clock::coarse_now();
+        match self.front.get(key) {
+            Some((value, fresh_until)) if now < fresh_until => Some(value),
+            _ => None,
+        }
+    }
+
+    /// A fresh value, else a stale one still inside its window.
+    pub(crate) fn lookup(&self, key: &CacheKey) -> Lookup<V> {
+        if let Some(value) = self.fresh(key) {
             return Lookup::Fresh(value);
         }
-        if let Some(entry) = self.front.entry(key) {
-            return Lookup::Stale(entry);
-        }
-        match self.moka.get(key).await {
-            Some(entry) if entry.is_fresh(now) => {
-                let value = entry.value.clone();
-                self.front.insert(*key, entry);
-                Lookup::Fresh(value)
-            }
+        match self.front.entry(key) {
             Some(entry) => Lookup::Stale(entry),
             None => Lookup::Absent,
         }
     }
 
-    pub(crate) async fn insert(&self, key: CacheKey, entry: Entry<V>) {
-        let entry = Arc::new(entry);
-        self.moka.insert(key, Arc::clone(&entry)).await;
-        self.front.insert(key, entry);
+    /// Stores `entry`; `weight` is its value's estimated size in bytes (0
+    /// when unknown).
+    pub(crate) async fn insert(&self, key: CacheKey, entry: Entry<V>, weight: u32) {
+        let meta = Arc::new(Meta {
+            stale_until: entry.stale_until,
+            tags: entry.tags,
+            weight,
+        });
+        self.bytes.fetch_add(u64::from(weight), Ordering::Relaxed);
+        // The front first: should moka drop the entry at once (admission),
+        // its listener then finds the slot to remove.
+        self.front
+            .insert(key, entry.value, entry.fresh_until, Arc::clone(&meta));
+        self.moka.insert(key, meta).await;
     }
 
     pub(crate) async fn invalidate(&self, key: &CacheKey) {
@@ -87,9 +100,9 @@ impl<V: Clone + Send + Sync + 'static> L1<V> {
         // Cannot fail: the cache is built with invalidation closures.
         let _ = self
             .moka
-            .invalidate_entries_if(move |_, entry| entry.tags.contains(&owned));
+            .invalidate_entries_if(move |_, meta| meta.tags.contains(&owned));
         self.front
-            .retain(|entry| !entry.tags.iter().any(|t| t == tag));
+            .retain(|meta| !meta.tags.iter().any(|t| t == tag));
     }
 
     pub(crate) fn invalidate_all(&self) {
@@ -102,6 +115,11 @@ impl<V: Clone + Send + Sync + 'static> L1<V> {
         self.moka.entry_count()
     }
 
+    /// Estimated bytes of the values held.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
     /// Entries after running pending maintenance.
     pub(crate) async fn entries_exact(&self) -> u64 {
         self.moka.run_pending_tasks().await;
@@ -112,6 +130,8 @@ impl<V: Clone + Send + Sync + 'static> L1<V> {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use quanta::Instant;
 
     use super::*;
 
@@ -132,6 +152,7 @@ mod tests {
             l1.insert(
                 CacheKey::from_u128(u128::from(n) << 64 | u128::from(n)),
                 entry(n, Duration::from_secs(60)),
+                8,
             )
             .await;
         }
@@ -149,12 +170,13 @@ mod tests {
                 .insert(
                     CacheKey::from_u128(u128::from(n)),
                     entry(n, Duration::from_millis(30)),
+                    8,
                 )
                 .await;
         }
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert!(matches!(
-            short.lookup(&CacheKey::from_u128(1)).await,
+            short.lookup(&CacheKey::from_u128(1)),
             Lookup::Stale(_) | Lookup::Absent
         ));
         // moka's timer wheel removes expired entries with about a second of
@@ -178,32 +200,165 @@ mod tests {
             l1.insert(
                 CacheKey::from_u128(u128::from(n)),
                 entry(n, Duration::from_secs(60)),
+                8,
             )
             .await;
         }
         l1.invalidate(&CacheKey::from_u128(4)).await;
-        assert!(matches!(
-            l1.lookup(&CacheKey::from_u128(4)).await,
-            Lookup::Absent
-        ));
+        assert!(matches!(l1.lookup(&CacheKey::from_u128(4)), Lookup::Absent));
         l1.invalidate_tag("tag:0");
         for n in [0u64, 3, 6] {
             assert!(
                 matches!(
-                    l1.lookup(&CacheKey::from_u128(u128::from(n))).await,
+                    l1.lookup(&CacheKey::from_u128(u128::from(n))),
                     Lookup::Absent
                 ),
                 "{n}"
             );
         }
         assert!(matches!(
-            l1.lookup(&CacheKey::from_u128(1)).await,
+            l1.lookup(&CacheKey::from_u128(1)),
             Lookup::Fresh(1)
         ));
         l1.invalidate_all();
-        assert!(matches!(
-            l1.lookup(&CacheKey::from_u128(1)).await,
-            Lookup::Absent
-        ));
+        assert!(matches!(l1.lookup(&CacheKey::from_u128(1)), Lookup::Absent));
+    }
+
+    /// How old an inserted entry already is.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Age {
+        Fresh,
+        /// Past freshness, inside its stale window.
+        Stale,
+        /// Past its stale window too: expired, gone once moka notices.
+        Dead,
+    }
+
+    /// What a test does to L1.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert {
+            key: u8,
+            value: u8,
+            age: Age,
+            tag: u8,
+        },
+        Get(u8),
+        Invalidate(u8),
+        InvalidateTag(u8),
+        InvalidateAll,
+        /// moka's pending maintenance (evictions, listener calls).
+        Maintain,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let age = prop_oneof![Just(Age::Fresh), Just(Age::Stale), Just(Age::Dead)];
+        prop_oneof![
+            4 => (0..8u8, any::<u8>(), age, 0..3u8)
+                .prop_map(|(key, value, age, tag)| Op::Insert { key, value, age, tag }),
+            4 => (0..8u8).prop_map(Op::Get),
+            1 => (0..8u8).prop_map(Op::Invalidate),
+            1 => (0..3u8).prop_map(Op::InvalidateTag),
+            1 => Just(Op::InvalidateAll),
+            2 => Just(Op::Maintain),
+        ]
+    }
+
+    fn aged_entry(value: u8, age: Age, tag: u8) -> Entry<u8> {
+        let now = Instant::now();
+        let minute = Duration::from_secs(60);
+        let (fresh_until, stale_until) = match age {
+            Age::Fresh => (now + minute, now + 2 * minute),
+            Age::Stale => (now - minute, now + minute),
+            Age::Dead => (now - 2 * minute, now - minute),
+        };
+        Entry {
+            value,
+            fresh_until,
+            stale_until,
+            tags: vec![format!("tag:{tag}")].into(),
+        }
+    }
+
+    async fn check_against_model(ops: Vec<Op>) {
+        use std::collections::BTreeMap;
+        // key → (value, age, tag): what a plain map says L1 holds.
+        let mut model: BTreeMap<u8, (u8, Age, u8)> = BTreeMap::new();
+        let l1 = L1::<u8>::new("model", 1000);
+        let key = |k: u8| CacheKey::from_u128(u128::from(k) << 120 | u128::from(k));
+        let weight = |value: u8| u64::from(value) + 1;
+        for op in ops {
+            match op {
+                Op::Insert {
+                    key: k,
+                    value,
+                    age,
+                    tag,
+                } => {
+                    let entry = aged_entry(value, age, tag);
+                    l1.insert(key(k), entry, weight(value) as u32).await;
+                    model.insert(k, (value, age, tag));
+                }
+                Op::Get(k) => match (l1.lookup(&key(k)), model.get(&k)) {
+                    (Lookup::Fresh(got), Some(&(value, Age::Fresh, _))) => assert_eq!(got, value),
+                    (Lookup::Stale(got), Some(&(value, Age::Stale | Age::Dead, _))) => {
+                        assert_eq!(got.value, value)
+                    }
+                    // An expired entry may already be gone.
+                    (Lookup::Absent, None | Some((_, Age::Dead, _))) => {}
+                    (_, expected) => panic!("key {k}: L1 disagrees with the model {expected:?}"),
+                },
+                Op::Invalidate(k) => {
+                    l1.invalidate(&key(k)).await;
+                    model.remove(&k);
+                }
+                Op::InvalidateTag(tag) => {
+                    l1.invalidate_tag(&format!("tag:{tag}"));
+                    model.retain(|_, entry| entry.2 != tag);
+                }
+                Op::InvalidateAll => {
+                    l1.invalidate_all();
+                    model.clear();
+                }
+                Op::Maintain => {
+                    l1.entries_exact().await;
+                    // moka drops expired entries on a timer of about a
+                    // second: each may or may not be gone yet.
+                    let live: Vec<_> = model.values().filter(|e| e.1 != Age::Dead).collect();
+                    let live_bytes: u64 = live.iter().map(|e| weight(e.0)).sum();
+                    let all_bytes: u64 = model.values().map(|e| weight(e.0)).sum();
+                    let held = l1.front.len();
+                    assert!(
+                        (live.len()..=model.len()).contains(&held),
+                        "front holds {held}, model {} live of {}",
+                        live.len(),
+                        model.len()
+                    );
+                    assert!(
+                        (live_bytes..=all_bytes).contains(&l1.bytes()),
+                        "bytes {} outside {live_bytes}..={all_bytes}",
+                        l1.bytes()
+                    );
+                    if live.len() == model.len() {
+                        assert_eq!(l1.bytes(), live_bytes);
+                    }
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Any sequence of inserts (fresh, stale or expired), lookups and
+        /// invalidations leaves L1 (the front, moka and the byte count)
+        /// where a plain map says it should be.
+        #[test]
+        fn l1_follows_a_plain_map(ops in proptest::collection::vec(op(), 1..60)) {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(check_against_model(ops));
+        }
     }
 }

@@ -9,7 +9,9 @@
 //! An L2 hit fills L1 with the remaining time, never a fresh TTL.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use quanta::Instant;
 
 use fred::interfaces::{KeysInterface, SetsInterface};
 use fred::prelude::{Client, Expiration};
@@ -86,7 +88,8 @@ impl Breaker {
 }
 
 pub(crate) enum L2Lookup<V> {
-    Hit(Entry<V>),
+    /// The entry and its value's encoded size.
+    Hit(Entry<V>, u32),
     Miss,
     Unavailable,
 }
@@ -127,7 +130,7 @@ pub(crate) fn tag_key(tag: &str) -> String {
     )
 }
 
-async fn timed<T>(
+pub(crate) async fn timed<T>(
     future: impl std::future::Future<Output = fred::prelude::FredResult<T>>,
 ) -> Result<T, String> {
     match tokio::time::timeout(L2_TIMEOUT, future).await {
@@ -170,16 +173,22 @@ pub(crate) async fn get<V>(
         }
     };
     let decoded = codec::decode::<(u64, u64, Vec<u8>)>(&bytes, codec::DEFAULT_MAX_VALUE_BYTES)
-        .and_then(|(fresh, stale, raw)| Ok((fresh, stale, (value_codec.from_bytes)(&raw)?)));
+        .and_then(|(fresh, stale, raw)| {
+            let size = u32::try_from(raw.len()).unwrap_or(u32::MAX);
+            Ok((fresh, stale, (value_codec.from_bytes)(&raw)?, size))
+        });
     match decoded {
-        Ok((fresh_ms, stale_ms, value)) => {
+        Ok((fresh_ms, stale_ms, value, size)) => {
             metrics::counter!(names::CACHE_REQUESTS, "function" => spec.name, "tier" => "l2", "outcome" => "hit").increment(1);
-            L2Lookup::Hit(Entry {
-                value,
-                fresh_until: instant_from_unix_ms(fresh_ms),
-                stale_until: instant_from_unix_ms(stale_ms),
-                tags: Vec::new().into(),
-            })
+            L2Lookup::Hit(
+                Entry {
+                    value,
+                    fresh_until: instant_from_unix_ms(fresh_ms),
+                    stale_until: instant_from_unix_ms(stale_ms),
+                    tags: Vec::new().into(),
+                },
+                size,
+            )
         }
         Err(error) => {
             metrics::counter!(names::CACHE_DECODE_ERRORS, "function" => spec.name).increment(1);
@@ -191,7 +200,8 @@ pub(crate) async fn get<V>(
     }
 }
 
-/// Stores `entry` under `key` (and in its tags' index). Failures are
+/// Stores `entry`, whose value encodes to `raw`, under `key` (and in its
+/// tags' index). Failures are
 /// counted and otherwise ignored: the value is still returned to the caller.
 pub(crate) async fn set<V>(
     client: &Client,
@@ -199,18 +209,11 @@ pub(crate) async fn set<V>(
     spec: &CacheSpec,
     key: CacheKey,
     entry: &Entry<V>,
-    value_codec: &ValueCodec<V>,
+    raw: Vec<u8>,
 ) {
     if !breaker.allow() {
         return;
     }
-    let raw = match (value_codec.to_bytes)(&entry.value) {
-        Ok(raw) => raw,
-        Err(error) => {
-            tracing::warn!(function = spec.name, %error, "value not stored in L2: it does not encode");
-            return;
-        }
-    };
     let record = (unix_ms(entry.fresh_until), unix_ms(entry.stale_until), raw);
     let Ok(bytes) = codec::encode(&record) else {
         return;
@@ -254,7 +257,7 @@ pub(crate) async fn set<V>(
     }
 }
 
-fn backend_error(breaker: &Breaker, spec: &CacheSpec, command: &str, reason: &str) {
+pub(crate) fn backend_error(breaker: &Breaker, spec: &CacheSpec, command: &str, reason: &str) {
     breaker.failure();
     metrics::counter!(names::CACHE_BACKEND_ERRORS, "function" => spec.name).increment(1);
     metrics::counter!(names::CACHE_REQUESTS, "function" => spec.name, "tier" => "l2", "outcome" => "error").increment(1);

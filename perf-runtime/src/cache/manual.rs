@@ -40,9 +40,11 @@ where
                 name: "cached_request",
                 namespace: MANUAL_NAMESPACE,
                 schema_version: 1,
+                key_seed: super::key::key_seed(MANUAL_NAMESPACE, 1),
                 ttl: Ttl::fresh(Duration::from_secs(300)),
                 tier: Tier::L1L2,
                 max_entries: MANUAL_MAX_ENTRIES,
+                lock: Duration::ZERO,
             }));
             FunctionCache::<T>::leak(spec, Some(ValueCodec::serde()))
         });

@@ -21,6 +21,7 @@
 //! before one probe.
 
 pub(crate) mod bus;
+mod clock;
 pub mod codec;
 mod entry;
 mod flight;
@@ -31,6 +32,8 @@ pub mod key;
 mod l1;
 #[cfg(feature = "redis")]
 mod l2;
+#[cfg(feature = "redis")]
+mod lock;
 mod manual;
 pub mod mode;
 mod registry;
@@ -46,7 +49,7 @@ pub use bus::CHANNEL as INVALIDATION_CHANNEL;
 pub use codec::{DecodeError, EncodeError};
 pub use function::FunctionCache;
 pub use invalidate::{InvalidateError, invalidate_function, invalidate_key, invalidate_tag};
-pub use key::{CacheKey, KeyError, KeyHasher};
+pub use key::{CacheKey, KeyError, KeyHasher, key_seed};
 #[cfg(feature = "redis")]
 pub use l2::L2_TIMEOUT;
 pub use manual::{MANUAL_NAMESPACE, WarmReport, cached_request, warm};

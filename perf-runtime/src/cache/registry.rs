@@ -17,6 +17,8 @@ pub(crate) trait LocalCache: Send + Sync {
     fn drop_all(&self);
     /// Entries in L1 (approximate: pending maintenance not run).
     fn entries(&self) -> u64;
+    /// Estimated bytes of the L1 values held.
+    fn bytes(&self) -> u64;
     /// Publishes counts kept locally (L1 hits) to the recorder.
     fn publish(&self);
 }
@@ -71,11 +73,13 @@ pub(crate) async fn apply(message: &super::bus::Invalidation) {
     }
 }
 
-/// Sets `perf_cache_entries` of every function cache.
+/// Sets `perf_cache_entries` and `perf_cache_bytes` of every function cache.
 pub(crate) fn publish_entries() {
     for cache in all() {
         metrics::gauge!(crate::monitor::names::CACHE_ENTRIES, "function" => cache.spec().name)
             .set(cache.entries() as f64);
+        metrics::gauge!(crate::monitor::names::CACHE_BYTES, "function" => cache.spec().name)
+            .set(cache.bytes() as f64);
         cache.publish();
     }
 }

@@ -62,10 +62,16 @@ pub struct CacheSpec {
     pub namespace: &'static str,
     /// Bumped when the value type changes, so old entries are never read.
     pub schema_version: u32,
+    /// `key_seed(namespace, schema_version)`, computed once.
+    pub key_seed: u64,
     /// Freshness and stale windows.
     pub ttl: Ttl,
     /// Tiers used.
     pub tier: Tier,
     /// L1 capacity in entries.
     pub max_entries: u64,
+    /// With L2: how long a cold miss waits for another instance computing
+    /// the same key (through a Redis lock) before computing itself; zero
+    /// turns the lock off.
+    pub lock: Duration,
 }

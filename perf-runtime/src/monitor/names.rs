@@ -24,6 +24,13 @@ pub const CACHE_L2_LOOKUP_DURATION: &str = "perf_cache_l2_lookup_duration_second
 pub const CACHE_EVICTIONS: &str = "perf_cache_evictions_total";
 /// Gauge: L1 entries by `function`.
 pub const CACHE_ENTRIES: &str = "perf_cache_entries";
+/// Gauge: estimated bytes of the L1 values by `function` (each value's
+/// encoded size where the function has an L2 codec, else its shallow size).
+pub const CACHE_BYTES: &str = "perf_cache_bytes";
+/// Counter: cold misses of `lock`-ed functions by `function` and `outcome`
+/// (`acquired`: computed under the Redis lock; `waited`: served by another
+/// instance's value; `timeout`: computed after waiting the whole `lock`).
+pub const CACHE_LOCKS: &str = "perf_cache_lock_total";
 /// Counter: calls of a cached function whose body ran, by `function`.
 pub const CACHE_ORIGIN_CALLS: &str = "perf_cache_origin_calls_total";
 /// Counter: L2 values that failed to decode (and were deleted), by `function`.

@@ -143,3 +143,23 @@ pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
         all_match.then(|| value.parse().ok()).flatten()
     })
 }
+
+/// A number unique to this test run, so runs sharing a Redis never meet.
+pub fn run_id() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64
+        % 1_000_000_000_000
+}
+
+/// Runs `redis-cli -u <redis> <args>` and returns what it printed.
+pub fn redis_cli(redis: &str, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .arg("-u")
+        .arg(redis)
+        .args(args)
+        .output()
+        .expect("redis-cli (installed with redis-server)");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

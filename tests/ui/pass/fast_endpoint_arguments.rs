@@ -51,7 +51,7 @@ async fn l1_only(id: u64) -> NotSerde {
     NotSerde(id)
 }
 
-#[fast_endpoint(tier = "l2")]
+#[fast_endpoint(tier = "l2", lock = "2s")]
 async fn l2_only(id: u64) -> u64 {
     id
 }
