@@ -30,6 +30,8 @@
 //! - [`profile`](mod@profile): `#[profile]` and manual scopes, recorded as Prometheus
 //!   metrics and `tracing` spans.
 //! - [`monitor`]: metric names, health checks, typed reports.
+//! - [`limit`]: adaptive concurrency limits (AIMD, gradient) and their
+//!   server layer.
 //! - `axum` (feature `axum`): `/metrics`, `/health`, `/status` routes.
 //!
 //! ## Features
@@ -46,6 +48,7 @@
 pub mod cache;
 pub mod config;
 mod lifecycle;
+pub mod limit;
 pub mod monitor;
 pub mod profile;
 

@@ -30,3 +30,9 @@ pub const CACHE_ORIGIN_CALLS: &str = "perf_cache_origin_calls_total";
 pub const CACHE_DECODE_ERRORS: &str = "perf_cache_decode_errors_total";
 /// Counter: L2 backend failures (timeouts, connection errors), by `function`.
 pub const CACHE_BACKEND_ERRORS: &str = "perf_cache_backend_errors_total";
+/// Gauge: the current limit of an adaptive concurrency limit, by `limiter`.
+pub const CONCURRENCY_LIMIT: &str = "perf_concurrency_limit";
+/// Gauge: calls holding a permit of a concurrency limit, by `limiter`.
+pub const CONCURRENCY_IN_FLIGHT: &str = "perf_concurrency_in_flight";
+/// Counter: calls a concurrency limit refused (full, or waited too long), by `limiter`.
+pub const CONCURRENCY_REJECTED: &str = "perf_concurrency_rejected_total";
