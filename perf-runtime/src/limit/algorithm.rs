@@ -29,6 +29,7 @@ impl Default for Algorithm {
 
 /// AIMD settings.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Aimd {
     /// Added to the limit after a success that was fast enough (default 1).
     pub increase_by: f64,
@@ -50,6 +51,7 @@ impl Default for Aimd {
 
 /// Gradient settings (Netflix's Gradient2 defaults).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Gradient {
     /// How much slower than the baseline latency may get before the limit
     /// shrinks (default 1.5: up to 50% slower is still healthy).
