@@ -293,3 +293,37 @@ impl HttpClient {
             .build()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_range_settings_are_refused_by_name() {
+        let mut retry = RetryPolicy::default();
+        retry.budget_window = Duration::from_secs(120);
+        let error = HttpClient::builder()
+            .retry(retry)
+            .build()
+            .expect_err("window too long");
+        assert!(
+            error.to_string().contains("`retry`") && error.to_string().contains("budget_window"),
+            "{error}"
+        );
+        let error = HttpClient::builder()
+            .rate_limit_per_host(0.0, 1)
+            .build()
+            .expect_err("no rate");
+        assert!(error.to_string().contains("rate_limit_per_host"), "{error}");
+        let config = PerfConfig::default();
+        assert!(HttpClient::from_config(&config).is_ok());
+        let error = HttpClient::builder()
+            .max_connections_per_host(0)
+            .build()
+            .expect_err("no connections");
+        assert!(
+            error.to_string().contains("max_connections_per_host"),
+            "{error}"
+        );
+    }
+}

@@ -79,8 +79,13 @@ impl Hosts {
     fn create(&self, name: Arc<str>) -> Host {
         let settings = &self.settings;
         let retry = &settings.retry;
+        let label = self.label(&name);
+        if settings.breaker.is_some() {
+            // Published from the start, so "closed" is a 0 and not a gap.
+            super::metrics::breaker_state(&label, super::BreakerState::Closed);
+        }
         Host {
-            label: self.label(&name),
+            label,
             connections: Arc::new(Semaphore::new(settings.max_connections)),
             bucket: settings.rate_limit.map(TokenBucket::new),
             breaker: settings.breaker.clone().map(Breaker::new),
@@ -123,5 +128,33 @@ impl std::fmt::Debug for Hosts {
             .field("settings", &self.settings)
             .field("known", &self.hosts.entry_count())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_labels_are_bounded_with_configured_hosts_always_named() {
+        let hosts = Hosts::new(HostSettings {
+            max_connections: 1,
+            rate_limit: None,
+            breaker: None,
+            retry: RetryPolicy::default(),
+            labelled_hosts: vec!["api.example.com".to_owned()],
+            max_host_labels: 2,
+        });
+        let label = |name: &str| hosts.label(&Arc::from(name)).to_string();
+        assert_eq!(label("a.example"), "a.example");
+        assert_eq!(label("b.example:8080"), "b.example:8080");
+        assert_eq!(label("c.example"), OTHER_HOST, "past the cap");
+        assert_eq!(label("api.example.com"), "api.example.com", "configured");
+        assert_eq!(label("d.example"), OTHER_HOST);
+        assert_eq!(
+            label("a.example"),
+            "a.example",
+            "a label, once given, stays"
+        );
     }
 }
