@@ -300,8 +300,10 @@ mod tests {
 
     #[test]
     fn out_of_range_settings_are_refused_by_name() {
-        let mut retry = RetryPolicy::default();
-        retry.budget_window = Duration::from_secs(120);
+        let retry = RetryPolicy {
+            budget_window: Duration::from_secs(120),
+            ..RetryPolicy::default()
+        };
         let error = HttpClient::builder()
             .retry(retry)
             .build()
