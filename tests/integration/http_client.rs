@@ -459,7 +459,7 @@ async fn requests_in_flight_per_host_are_capped() {
             async move {
                 let running = now.fetch_add(1, Ordering::SeqCst) + 1;
                 peak.fetch_max(running, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
                 now.fetch_sub(1, Ordering::SeqCst);
                 text(200, "ok")
             }
@@ -512,4 +512,78 @@ async fn json_helpers_round_trip() {
         posted,
         serde_json::json!({ "method": "POST", "echo": { "q": "hi" } })
     );
+}
+
+/// The only test here that installs the Prometheus recorder (once per
+/// process); the others' series carry other hosts, so counts stay exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_labelled_by_bounded_host_and_status_class() {
+    let config = perf_runtime::PerfConfig::builder()
+        .enable_monitoring(false)
+        .build()
+        .expect("config");
+    let perf = perf_runtime::init(config).await.expect("init");
+    let named = failing_first(2).await;
+    let unnamed = TestServer::start(|_, _| async { text(200, "ok") }).await;
+    let client = builder()
+        .metric_hosts([named.host()])
+        .max_host_labels(0)
+        .circuit_breaker(Some(BreakerPolicy::default()))
+        .build()
+        .expect("client");
+    client.get(&named.url("/")).await.expect("answered");
+    client.get(&unnamed.url("/")).await.expect("answered");
+    let limit = perf_runtime::limit::ConcurrencyLimit::builder("metrics_test")
+        .initial(7)
+        .build()
+        .expect("limit");
+
+    let text = perf.render_prometheus().expect("ENABLE_PROMETHEUS is on");
+    let host = named.host();
+    let value = |name: &str, labels: &[(&str, &str)]| support::sample(&text, name, labels);
+    let requests = "perf_http_client_requests_total";
+    assert_eq!(
+        value(requests, &[("host", &host), ("status_class", "5xx")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(requests, &[("host", &host), ("status_class", "2xx")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("perf_http_client_retries_total", &[("host", &host)]),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            "perf_http_client_request_duration_seconds_count",
+            &[("host", &host), ("status_class", "2xx")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("perf_http_client_breaker_state", &[("host", &host)]),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(requests, &[("host", "other"), ("status_class", "2xx")]),
+        Some(1.0),
+        "a host past the label cap is `other`"
+    );
+    assert!(
+        !text.contains(&unnamed.host()),
+        "no series names the unlisted host"
+    );
+    assert_eq!(
+        value("perf_concurrency_limit", &[("limiter", "metrics_test")]),
+        Some(7.0)
+    );
+    assert_eq!(
+        value("perf_concurrency_in_flight", &[("limiter", "metrics_test")]),
+        Some(0.0)
+    );
+    drop(limit);
+    if let Some(verdict) = support::promtool_check(&text) {
+        verdict.expect("promtool accepts the exposition");
+    }
 }

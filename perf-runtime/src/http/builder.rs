@@ -164,6 +164,7 @@ impl HttpClientBuilder {
     /// [`HttpError::InvalidConfig`] naming the setting that is out of range.
     pub fn build(self) -> Result<HttpClient, HttpError> {
         self.check()?;
+        super::metrics::describe();
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))

@@ -10,6 +10,34 @@ use metrics::SharedString;
 use super::breaker::BreakerState;
 use crate::monitor::names;
 
+/// Help texts for `/metrics`. Given when a client is built (the runtime's
+/// own list in `lifecycle` does not know these yet); a client built before
+/// `init` leaves them to the next one.
+pub(super) fn describe() {
+    metrics::describe_counter!(
+        names::HTTP_CLIENT_REQUESTS,
+        "Outbound HTTP attempts, retries included, by host and status class."
+    );
+    metrics::describe_histogram!(
+        names::HTTP_CLIENT_REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Outbound HTTP attempt duration to the response headers."
+    );
+    metrics::describe_counter!(names::HTTP_CLIENT_RETRIES, "Outbound HTTP retries made.");
+    metrics::describe_counter!(
+        names::HTTP_CLIENT_RETRIES_DENIED,
+        "Outbound HTTP retries not made (attempts, budget, deadline, retry_after)."
+    );
+    metrics::describe_counter!(
+        names::HTTP_CLIENT_REJECTED,
+        "Outbound HTTP calls refused before sending, by reason."
+    );
+    metrics::describe_gauge!(
+        names::HTTP_CLIENT_BREAKER_STATE,
+        "Circuit breaker per host: 0 closed, 1 half-open, 2 open."
+    );
+}
+
 /// The `status_class` of an attempt that got a response.
 pub(super) fn status_class(status: StatusCode) -> &'static str {
     match status.as_u16() {

@@ -215,6 +215,23 @@ impl Shared {
     }
 }
 
+/// Help texts for `/metrics`, given when a limiter is built (the runtime's
+/// own list in `lifecycle` does not know these yet).
+fn describe_metrics() {
+    metrics::describe_gauge!(
+        names::CONCURRENCY_LIMIT,
+        "Current adaptive concurrency limit."
+    );
+    metrics::describe_gauge!(
+        names::CONCURRENCY_IN_FLIGHT,
+        "Calls holding a concurrency-limit permit."
+    );
+    metrics::describe_counter!(
+        names::CONCURRENCY_REJECTED,
+        "Calls a concurrency limit refused (full, or waited too long)."
+    );
+}
+
 /// Settings of a [`ConcurrencyLimit`]; from [`ConcurrencyLimit::builder`].
 #[derive(Clone, Debug)]
 #[must_use]
@@ -287,6 +304,7 @@ impl ConcurrencyLimitBuilder {
             }),
             freed: Notify::new(),
         };
+        describe_metrics();
         shared.publish(&shared.lock());
         Ok(ConcurrencyLimit {
             shared: Arc::new(shared),
