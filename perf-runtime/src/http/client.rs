@@ -22,7 +22,7 @@ use super::host::{Host, Hosts};
 use super::response::Held;
 use super::retry::{self, RetryNonIdempotent, RetryPolicy};
 use super::{HttpError, HttpResponse, metrics};
-use crate::limit::{ConcurrencyLimit, Outcome, Permit};
+use crate::limit::{ConcurrencyLimit, Permit};
 
 /// The shared outbound HTTP client: one per process (or per upstream
 /// family), cloned freely; clones share pools, limits and breakers.
@@ -197,104 +197,66 @@ impl HttpClient {
         .await;
         let elapsed = sent_at.elapsed();
 
-        let (ended, again, verdict, limit_outcome) = match answer {
-            Err(_) => {
-                metrics::attempt(&host.label, "timeout", elapsed);
-                let error = if cut_by_deadline {
-                    self.deadline_exceeded(host)
-                } else {
-                    HttpError::Timeout {
-                        host: host.name.to_string(),
-                        timeout: self.inner.request_timeout,
-                        attempts: attempt,
-                    }
-                };
-                let again = if request.may_repeat && !cut_by_deadline {
-                    Again::Yes(None)
-                } else {
-                    Again::No
-                };
-                (
-                    Ended::Failed(error),
-                    again,
-                    Verdict::Failure,
-                    Outcome::Dropped,
-                )
-            }
-            Ok(Err(error)) => {
-                metrics::attempt(&host.label, "error", elapsed);
-                // A connect error means the request never left: safe to
-                // repeat whatever the method.
-                let (error, again) = if error.is_connect() {
-                    let error = HttpError::Connect {
-                        host: host.name.to_string(),
-                        attempts: attempt,
-                        source: Box::new(error),
-                    };
-                    (error, Again::Yes(None))
-                } else {
-                    let error = HttpError::Transport {
-                        host: host.name.to_string(),
-                        attempts: attempt,
-                        source: Box::new(error),
-                    };
-                    let again = if request.may_repeat {
-                        Again::Yes(None)
-                    } else {
-                        Again::No
-                    };
-                    (error, again)
-                };
-                (
-                    Ended::Failed(error),
-                    again,
-                    Verdict::Failure,
-                    Outcome::Dropped,
-                )
-            }
+        let (error, again) = match answer {
             Ok(Ok(response)) => {
                 let status = response.status();
                 metrics::attempt(&host.label, metrics::status_class(status), elapsed);
+                self.judge(host, admission, verdict_on(status));
                 let again = if retry::is_retryable_status(status) && request.may_repeat {
                     Again::Yes(retry::retry_after(response.headers(), SystemTime::now()))
                 } else {
                     Again::No
                 };
-                let verdict = if status == StatusCode::TOO_MANY_REQUESTS {
-                    Verdict::Neutral
-                } else if status.is_server_error() {
-                    Verdict::Failure
-                } else {
-                    Verdict::Success
-                };
-                let overloaded = retry::is_retryable_status(status) || status.is_server_error();
-                let mut permit = permit;
-                if overloaded {
-                    // Its body says nothing about load; free the place now.
-                    if let Some(permit) = permit.take() {
-                        permit.dropped();
-                    }
-                } else if let Some(permit) = permit.as_mut() {
-                    permit.stop_clock();
-                }
                 let held = Held {
                     host: Arc::clone(&host.name),
                     attempts: attempt,
                     max_bytes: self.inner.max_response_bytes,
                     connection: Some(connection),
-                    permit,
+                    permit: keep_for_body(permit, status),
                 };
                 let response =
                     HttpResponse::new(response, held, attempt, deadline, self.inner.total_deadline);
-                self.judge(host, admission, verdict);
                 return Ok((Ended::Response(Box::new(response)), again));
             }
+            Err(_) => {
+                metrics::attempt(&host.label, "timeout", elapsed);
+                if cut_by_deadline {
+                    (self.deadline_exceeded(host), Again::No)
+                } else {
+                    let error = HttpError::Timeout {
+                        host: host.name.to_string(),
+                        timeout: self.inner.request_timeout,
+                        attempts: attempt,
+                    };
+                    (error, again_if(request.may_repeat))
+                }
+            }
+            Ok(Err(error)) if error.is_connect() => {
+                metrics::attempt(&host.label, "error", elapsed);
+                let error = HttpError::Connect {
+                    host: host.name.to_string(),
+                    attempts: attempt,
+                    source: Box::new(error),
+                };
+                // The request never left: safe to repeat whatever the method.
+                (error, Again::Yes(None))
+            }
+            Ok(Err(error)) => {
+                metrics::attempt(&host.label, "error", elapsed);
+                let error = HttpError::Transport {
+                    host: host.name.to_string(),
+                    attempts: attempt,
+                    source: Box::new(error),
+                };
+                (error, again_if(request.may_repeat))
+            }
         };
-        if let Some(mut permit) = permit {
-            permit.set_outcome(limit_outcome);
+        // No answer at all: a sign of overload for the limit and the breaker.
+        if let Some(permit) = permit {
+            permit.dropped();
         }
-        self.judge(host, admission, verdict);
-        Ok((ended, again))
+        self.judge(host, admission, Verdict::Failure);
+        Ok((Ended::Failed(error), again))
     }
 
     /// Waits for a token, a connection slot and a concurrency permit, all
@@ -365,6 +327,40 @@ impl HttpClient {
             attempts: 0,
         }
     }
+}
+
+fn again_if(may_repeat: bool) -> Again {
+    if may_repeat {
+        Again::Yes(None)
+    } else {
+        Again::No
+    }
+}
+
+/// What a status tells the breaker: 5xx is failure, 429 is neither (the host
+/// is up and asks for less), the rest is success.
+fn verdict_on(status: StatusCode) -> Verdict {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        Verdict::Neutral
+    } else if status.is_server_error() {
+        Verdict::Failure
+    } else {
+        Verdict::Success
+    }
+}
+
+/// The concurrency permit a response body keeps. An overload answer (429,
+/// 5xx) releases it at once as dropped: its body says nothing about load.
+/// Otherwise the latency sample is the time to the headers, and the permit
+/// stays until the body ends.
+fn keep_for_body(permit: Option<Permit>, status: StatusCode) -> Option<Permit> {
+    let mut permit = permit?;
+    if retry::is_retryable_status(status) || status.is_server_error() {
+        permit.dropped();
+        return None;
+    }
+    permit.stop_clock();
+    Some(permit)
 }
 
 impl Prepared {
