@@ -30,6 +30,9 @@
 //! - [`profile`](mod@profile): `#[profile]` and manual scopes, recorded as Prometheus
 //!   metrics and `tracing` spans.
 //! - [`monitor`]: metric names, health checks, typed reports.
+//! - [`limit`]: adaptive concurrency limits (AIMD, gradient) and their
+//!   server layer.
+//! - `http` (feature `http`): the shared outbound HTTP client.
 //! - `axum` (feature `axum`): `/metrics`, `/health`, `/status` routes.
 //!
 //! ## Features
@@ -41,11 +44,16 @@
 //! | `axum` | yes | [`axum::routes`] |
 //! | `redis` | no | Redis through `fred` (REDIS_URL / REDIS_HOST): the L2 cache tier, the invalidation bus, a health check |
 //! | `postgres` | no | PostgreSQL through `sqlx` (DATABASE_URL), health check |
+//! | `http` | no | [`http`]: the outbound HTTP client (hyper, rustls with ring): pool, timeouts, retries with a budget, rate limit and circuit breaker per host; the [`limit`] server layer |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cache;
 pub mod config;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 mod lifecycle;
+pub mod limit;
 pub mod monitor;
 pub mod profile;
 

@@ -37,3 +37,25 @@ pub const CACHE_ORIGIN_CALLS: &str = "perf_cache_origin_calls_total";
 pub const CACHE_DECODE_ERRORS: &str = "perf_cache_decode_errors_total";
 /// Counter: L2 backend failures (timeouts, connection errors), by `function`.
 pub const CACHE_BACKEND_ERRORS: &str = "perf_cache_backend_errors_total";
+/// Gauge: the current limit of an adaptive concurrency limit, by `limiter`.
+pub const CONCURRENCY_LIMIT: &str = "perf_concurrency_limit";
+/// Gauge: calls holding a permit of a concurrency limit, by `limiter`.
+pub const CONCURRENCY_IN_FLIGHT: &str = "perf_concurrency_in_flight";
+/// Counter: calls a concurrency limit refused (full, or waited too long), by `limiter`.
+pub const CONCURRENCY_REJECTED: &str = "perf_concurrency_rejected_total";
+/// Counter: outbound HTTP attempts (retries included), by `host` and
+/// `status_class` (`2xx` … `5xx`, `error`, `timeout`).
+pub const HTTP_CLIENT_REQUESTS: &str = "perf_http_client_requests_total";
+/// Histogram: outbound HTTP attempt duration to the response headers, in
+/// seconds, by `host` and `status_class`.
+pub const HTTP_CLIENT_REQUEST_DURATION: &str = "perf_http_client_request_duration_seconds";
+/// Counter: outbound HTTP retries made, by `host`.
+pub const HTTP_CLIENT_RETRIES: &str = "perf_http_client_retries_total";
+/// Counter: retries not made although the failure was transient, by `host`
+/// and `reason` (`attempts`, `budget`, `deadline`, `retry_after`).
+pub const HTTP_CLIENT_RETRIES_DENIED: &str = "perf_http_client_retries_denied_total";
+/// Counter: outbound HTTP calls refused before sending, by `host` and
+/// `reason` (`circuit_open`, `rate_limited`, `concurrency_limited`, `deadline`).
+pub const HTTP_CLIENT_REJECTED: &str = "perf_http_client_rejected_total";
+/// Gauge: circuit breaker state by `host`: 0 closed, 1 half-open, 2 open.
+pub const HTTP_CLIENT_BREAKER_STATE: &str = "perf_http_client_breaker_state";

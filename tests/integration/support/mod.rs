@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod fault_proxy;
+pub mod http_server;
 pub mod redis_server;
 
 use std::process::Command;
