@@ -236,6 +236,50 @@ fn parse_duration_text(text: &str) -> Option<u64> {
     number.checked_mul(factor)
 }
 
+/// Parses `= 1048576` or `= "64MB"` (B, KB, MB, GB in powers of 1000;
+/// KiB, MiB, GiB in powers of 1024) as a positive number of bytes.
+pub(crate) fn byte_size_value(meta: &ParseNestedMeta<'_>) -> syn::Result<u64> {
+    let name = meta.path.to_token_stream().to_string();
+    let expected =
+        format!("expected a size: bytes (`{name} = 1048576`) or a string (`{name} = \"64MiB\"`)");
+    let expr = value_expr(meta, || expected.clone())?;
+    let bytes = match &expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(int),
+            ..
+        }) => int.base10_parse::<u64>().ok(),
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(text),
+            ..
+        }) => parse_size_text(&text.value()),
+        _ => None,
+    };
+    match bytes {
+        Some(bytes) if bytes > 0 => Ok(bytes),
+        _ => Err(syn::Error::new_spanned(expr, expected)),
+    }
+}
+
+fn parse_size_text(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
 /// Parses `= 123` as a positive integer.
 pub(crate) fn positive_int<T>(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<T>
 where

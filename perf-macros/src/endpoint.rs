@@ -17,6 +17,7 @@ const ACCEPTED: &[&str] = &[
     "skip",
     "tier",
     "max_entries",
+    "max_bytes",
     "tags",
     "stale_while_revalidate",
     "stale_if_error",
@@ -34,6 +35,8 @@ struct EndpointArgs {
     skip: Vec<Ident>,
     tier: Option<(Ident, Span)>,
     max_entries: Option<u64>,
+    /// Bytes, and the argument's span (for the checks).
+    max_bytes: Option<(u64, Span)>,
     tags: Vec<LitStr>,
     swr_ms: Option<u64>,
     sie_ms: Option<u64>,
@@ -87,6 +90,9 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> EndpointArgs {
                     .map(|list| parsed.tags = list),
                 "max_entries" => args::positive_int(meta, "max_entries = 10000")
                     .map(|n| parsed.max_entries = Some(n)),
+                "max_bytes" => {
+                    args::byte_size_value(meta).map(|n| parsed.max_bytes = Some((n, ident.span())))
+                }
                 "version" => {
                     args::positive_int(meta, "version = 2").map(|n| parsed.version = Some(n))
                 }
@@ -172,6 +178,23 @@ fn validate(args: &EndpointArgs, function: &MaybeFn, errors: &mut Errors) -> Vec
             "`lock` makes instances wait for each other through Redis, so it needs \
              the L2 tier: use tier = \"l1+l2\" or \"l2\", or drop `lock`",
         ));
+    }
+
+    if let Some((_, span)) = args.max_bytes {
+        if args.max_entries.is_some() {
+            errors.push(syn::Error::new(
+                span,
+                "L1 is bounded either by entries or by bytes: keep `max_entries` or `max_bytes`",
+            ));
+        }
+        if let Some((tier, _)) = &args.tier
+            && tier == "L2"
+        {
+            errors.push(syn::Error::new(
+                span,
+                "`max_bytes` bounds L1, which tier = \"l2\" does not use",
+            ));
+        }
     }
 
     let mut bindings = Vec::new();
@@ -328,6 +351,10 @@ fn emit(args: EndpointArgs, function: MaybeFn, bindings: Vec<Binding>) -> TokenS
         .as_ref()
         .map_or_else(|| format_ident!("L1L2"), |(ident, _)| ident.clone());
     let uses_l2 = tier != "L1";
+    let max_bytes = args.max_bytes.map_or(0, |(bytes, _)| bytes);
+    // Values are weighed by their encoded size, so `max_bytes` needs the
+    // codec even on an L1-only function.
+    let needs_codec = uses_l2 || max_bytes > 0;
     let ttl_ms = args.ttl_ms.unwrap_or(300_000);
     let swr_ms = args.swr_ms.unwrap_or(0);
     let sie_ms = args.sie_ms.unwrap_or(0);
@@ -336,7 +363,7 @@ fn emit(args: EndpointArgs, function: MaybeFn, bindings: Vec<Binding>) -> TokenS
     let version = args.version.unwrap_or(1);
 
     let value_type = quote_spanned!(ret.span()=> <#mode as #private::Mode<#ret>>::Value);
-    let codec = if uses_l2 {
+    let codec = if needs_codec {
         quote_spanned! {ret.span()=> {
             #[allow(unused_imports)]
             use #private::{JsonCodec as _, SerdeCodec as _};
@@ -382,6 +409,7 @@ fn emit(args: EndpointArgs, function: MaybeFn, bindings: Vec<Binding>) -> TokenS
                 },
                 tier: #private::Tier::#tier,
                 max_entries: #max_entries,
+                max_bytes: #max_bytes,
                 lock: ::core::time::Duration::from_millis(#lock_ms),
             };
             static __PERF_CACHE: ::std::sync::LazyLock<&'static #private::FunctionCache<__PerfValue>> =

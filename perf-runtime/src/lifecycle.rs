@@ -480,6 +480,11 @@ fn describe_metrics() {
             "Cached functions whose body ran."
         );
         metrics::describe_histogram!(
+            names::CACHE_L1_LOOKUP_DURATION,
+            metrics::Unit::Seconds,
+            "Duration of L1 (in-process) lookups, one in 256 sampled."
+        );
+        metrics::describe_histogram!(
             names::CACHE_L2_LOOKUP_DURATION,
             metrics::Unit::Seconds,
             "Duration of L2 (Redis) lookups."

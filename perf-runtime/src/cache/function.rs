@@ -42,6 +42,7 @@ struct L1Counters {
     hit: Counter,
     miss: Counter,
     stale: Counter,
+    lookup: metrics::Histogram,
 }
 
 impl L1Counters {
@@ -51,6 +52,7 @@ impl L1Counters {
             hit: counter("hit"),
             miss: counter("miss"),
             stale: counter("stale"),
+            lookup: metrics::histogram!(names::CACHE_L1_LOOKUP_DURATION, "function" => function),
         }
     }
 }
@@ -62,7 +64,7 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
         let l1 = spec
             .tier
             .has_l1()
-            .then(|| L1::new(spec.name, spec.max_entries));
+            .then(|| L1::new(spec.name, spec.max_entries, spec.max_bytes));
         let cache: &'static Self = Box::leak(Box::new(FunctionCache {
             spec,
             l1,
@@ -96,9 +98,28 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
     /// [`call`](Self::call).
     #[inline]
     pub fn hit(&self, key: &CacheKey) -> Option<V> {
-        let value = self.l1.as_ref()?.fresh(key)?;
+        let l1 = self.l1.as_ref()?;
+        let value = if super::striped::sample_this_call() {
+            self.timed_lookup(l1, key)
+        } else {
+            l1.fresh(key)
+        }?;
         self.hits.increment();
         Some(value)
+    }
+
+    /// The sampled lookup, timed into the L1 lookup histogram.
+    #[cold]
+    fn timed_lookup(&self, l1: &L1<V>, key: &CacheKey) -> Option<V> {
+        let started = Instant::now();
+        let value = l1.fresh(key);
+        if crate::monitor::recorder::settled() {
+            self.counters
+                .get_or_init(|| L1Counters::register(self.spec.name))
+                .lookup
+                .record(started.elapsed().as_secs_f64());
+        }
+        value
     }
 
     /// A cached call: serves a fresh value from L1 or L2, else runs `body`

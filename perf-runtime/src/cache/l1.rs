@@ -24,13 +24,21 @@ pub(crate) enum Lookup<V> {
 }
 
 impl<V: Clone + Send + Sync + 'static> L1<V> {
-    pub(crate) fn new(function: &'static str, max_entries: u64) -> Self {
+    /// An L1 of at most `max_entries` entries, or, when `max_bytes` is not
+    /// zero, of at most `max_bytes` bytes of values (by their weights).
+    pub(crate) fn new(function: &'static str, max_entries: u64, max_bytes: u64) -> Self {
         let front = Arc::new(Front::new());
         let bytes = Arc::new(AtomicU64::new(0));
         let evicted_from = Arc::clone(&front);
         let evicted_bytes = Arc::clone(&bytes);
-        let moka = moka::future::Cache::builder()
-            .max_capacity(max_entries)
+        let builder = if max_bytes > 0 {
+            moka::future::Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|_key, meta: &Arc<Meta>| meta.weight)
+        } else {
+            moka::future::Cache::builder().max_capacity(max_entries)
+        };
+        let moka = builder
             .expire_after(EntryExpiry)
             .support_invalidation_closures()
             .eviction_listener(move |key, meta: Arc<Meta>, cause| {
@@ -147,7 +155,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_front_never_outlives_what_moka_drops() {
-        let l1 = L1::<u64>::new("test", 50);
+        let l1 = L1::<u64>::new("test", 50, 0);
         for n in 0..1000u64 {
             l1.insert(
                 CacheKey::from_u128(u128::from(n) << 64 | u128::from(n)),
@@ -164,7 +172,7 @@ mod tests {
             "the front holds exactly what moka holds"
         );
 
-        let short = L1::<u64>::new("test", 50);
+        let short = L1::<u64>::new("test", 50, 0);
         for n in 0..10u64 {
             short
                 .insert(
@@ -194,8 +202,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_byte_bound_holds_by_weight() {
+        // 100 values of 1,000 bytes each into 20,000 bytes: about 20 stay.
+        let l1 = L1::<u64>::new("test", u64::MAX, 20_000);
+        for n in 0..100u64 {
+            l1.insert(
+                CacheKey::from_u128(u128::from(n) << 64 | u128::from(n)),
+                entry(n, Duration::from_secs(60)),
+                1000,
+            )
+            .await;
+        }
+        l1.entries_exact().await;
+        assert!(l1.bytes() <= 20_000, "bytes held: {}", l1.bytes());
+        assert_eq!(l1.bytes(), l1.front.len() as u64 * 1000);
+    }
+
+    #[tokio::test]
     async fn invalidation_reaches_the_front() {
-        let l1 = L1::<u64>::new("test", 100);
+        let l1 = L1::<u64>::new("test", 100, 0);
         for n in 0..9u64 {
             l1.insert(
                 CacheKey::from_u128(u128::from(n)),
@@ -285,7 +310,7 @@ mod tests {
         use std::collections::BTreeMap;
         // key → (value, age, tag): what a plain map says L1 holds.
         let mut model: BTreeMap<u8, (u8, Age, u8)> = BTreeMap::new();
-        let l1 = L1::<u8>::new("model", 1000);
+        let l1 = L1::<u8>::new("model", 1000, 0);
         let key = |k: u8| CacheKey::from_u128(u128::from(k) << 120 | u128::from(k));
         let weight = |value: u8| u64::from(value) + 1;
         for op in ops {

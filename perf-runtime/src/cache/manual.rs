@@ -44,6 +44,7 @@ where
                 ttl: Ttl::fresh(Duration::from_secs(300)),
                 tier: Tier::L1L2,
                 max_entries: MANUAL_MAX_ENTRIES,
+                max_bytes: 0,
                 lock: Duration::ZERO,
             }));
             FunctionCache::<T>::leak(spec, Some(ValueCodec::serde()))

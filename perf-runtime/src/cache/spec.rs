@@ -68,8 +68,10 @@ pub struct CacheSpec {
     pub ttl: Ttl,
     /// Tiers used.
     pub tier: Tier,
-    /// L1 capacity in entries.
+    /// L1 capacity in entries (when `max_bytes` is zero).
     pub max_entries: u64,
+    /// L1 capacity in bytes of encoded values; zero bounds L1 by entries.
+    pub max_bytes: u64,
     /// With L2: how long a cold miss waits for another instance computing
     /// the same key (through a Redis lock) before computing itself; zero
     /// turns the lock off.

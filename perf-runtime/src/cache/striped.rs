@@ -1,4 +1,5 @@
-//! A hit counter that does not bounce one cache line between cores, and
+//! Per-thread bookkeeping of the hit path: which calls are sampled, and
+//! a hit counter that does not bounce one cache line between cores, and
 //! needs no locked instruction on the threads that own a stripe.
 //!
 //! Each of the first `STRIPES - 1` threads that count owns one padded stripe
@@ -33,6 +34,21 @@ fn stripe_index() -> usize {
             index.set(NEXT.fetch_add(1, Ordering::Relaxed).min(SHARED));
         }
         index.get()
+    })
+}
+
+/// True for one call in `SAMPLE_EVERY` on each thread: which L1 lookups
+/// are timed (a thread-local count, no shared state).
+#[inline]
+pub(crate) fn sample_this_call() -> bool {
+    const SAMPLE_EVERY: u32 = 256;
+    thread_local! {
+        static CALLS: Cell<u32> = const { Cell::new(0) };
+    }
+    CALLS.with(|calls| {
+        let n = calls.get().wrapping_add(1);
+        calls.set(n);
+        n % SAMPLE_EVERY == 0
     })
 }
 

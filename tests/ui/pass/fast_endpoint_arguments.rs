@@ -46,6 +46,11 @@ async fn none_too(id: u64) -> Option<u64> {
     Some(id)
 }
 
+#[fast_endpoint(tier = "l1", max_bytes = "64MiB")]
+async fn bounded_by_bytes(id: u64) -> u64 {
+    id
+}
+
 #[fast_endpoint(tier = "l1")]
 async fn l1_only(id: u64) -> NotSerde {
     NotSerde(id)
