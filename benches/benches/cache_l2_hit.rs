@@ -5,7 +5,8 @@
 //!
 //! Needs a Redis: start one with `eval "$(scripts/services.sh start)"`
 //! (sets REDIS_URL), then run
-//! `cargo bench -p perf-benches --bench cache_l2_hit`.
+//! `cargo bench -p perf-benches --bench cache_l2_hit`; set
+//! REDIS_MAX_CONNECTIONS to measure another pool size (default 1 here).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,8 +78,15 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // The pool size to measure (REDIS_MAX_CONNECTIONS, 1 by default here).
+    let pool: u32 = std::env::var("REDIS_MAX_CONNECTIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    println!("Redis pool: {pool} connection(s)");
     let config = PerfConfig::builder()
         .redis_url(&redis)
+        .redis_max_connections(pool)
         .enable_monitoring(false)
         .build()
         .expect("valid config");

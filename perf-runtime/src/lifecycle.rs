@@ -298,6 +298,7 @@ impl Perf {
     fn record_process_metrics(&self) {
         crate::profile::publish_in_flight();
         crate::cache::publish_entries();
+        self.inner.backends.publish_metrics();
         metrics::gauge!(names::UPTIME).set(self.inner.started.elapsed().as_secs_f64());
         #[cfg(feature = "prometheus")]
         self.inner.process.collect();
@@ -473,6 +474,10 @@ fn describe_metrics() {
             names::UPTIME,
             metrics::Unit::Seconds,
             "Seconds since the runtime started."
+        );
+        metrics::describe_gauge!(
+            names::REDIS_CONNECTIONS,
+            "Connections of the Redis pool, by state."
         );
         metrics::describe_counter!(names::CACHE_REQUESTS, "Cache lookups by tier and outcome.");
         metrics::describe_counter!(

@@ -186,6 +186,11 @@ async fn fast_endpoint_behaviour() {
         &[("function", "profile"), ("tier", "l1"), ("outcome", "hit")],
     );
     assert_eq!(hits, Some(1.0), "{text}");
+    // The Redis pool's connections, and the bytes L1 holds, are published too.
+    let connected = support::sample(&text, "perf_redis_connections", &[("state", "connected")]);
+    assert!(connected.is_some_and(|n| n >= 1.0), "{text}");
+    let bytes = support::sample(&text, "perf_cache_bytes", &[("function", "profile")]);
+    assert!(bytes.is_some_and(|n| n > 0.0), "{text}");
     // Two functions with the same arguments never share.
     assert_eq!(settings(run, "en".into()).await.computed, 1);
     assert_eq!(SETTINGS_RUNS.load(Ordering::SeqCst), 1);

@@ -118,6 +118,14 @@ impl Backends {
         components
     }
 
+    /// Publishes the connection gauges of each backend.
+    pub(crate) fn publish_metrics(&self) {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.redis {
+            redis.publish_metrics();
+        }
+    }
+
     /// Closes every connection.
     pub(crate) async fn close(&self) {
         #[cfg(feature = "redis")]

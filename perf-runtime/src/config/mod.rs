@@ -72,7 +72,8 @@ pub struct PerfConfig {
     pub db_max_connections: u32,
     /// `HTTP_MAX_CONNECTIONS`: cap on outbound HTTP connections.
     pub http_max_connections: u32,
-    /// `REDIS_MAX_CONNECTIONS`: cap on Redis connections.
+    /// `REDIS_MAX_CONNECTIONS`: cap on Redis connections (the pool holds at
+    /// most two per CPU core below it; each connection is multiplexed).
     pub redis_max_connections: u32,
     /// `MONITORING_INTERVAL`: period of health checks and process-metric samples.
     #[serde(rename = "monitoring_interval_seconds", serialize_with = "seconds")]

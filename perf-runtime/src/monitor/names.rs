@@ -62,3 +62,6 @@ pub const HTTP_CLIENT_RETRIES_DENIED: &str = "perf_http_client_retries_denied_to
 pub const HTTP_CLIENT_REJECTED: &str = "perf_http_client_rejected_total";
 /// Gauge: circuit breaker state by `host`: 0 closed, 1 half-open, 2 open.
 pub const HTTP_CLIENT_BREAKER_STATE: &str = "perf_http_client_breaker_state";
+/// Gauge: connections of the Redis pool by `state` (`connected`,
+/// `disconnected`).
+pub const REDIS_CONNECTIONS: &str = "perf_redis_connections";
