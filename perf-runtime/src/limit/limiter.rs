@@ -361,6 +361,16 @@ mod tests {
             "a slow round shrinks it: {peak} -> {}",
             limit.limit()
         );
+        // The latency step passes: the limit climbs back.
+        let fallen = limit.limit();
+        for _ in 0..3 {
+            round(&limit, Duration::from_millis(20), Outcome::Success).await;
+        }
+        assert!(
+            limit.limit() > fallen,
+            "fast rounds grow it again: {fallen} -> {}",
+            limit.limit()
+        );
         for _ in 0..20 {
             round(&limit, Duration::from_millis(300), Outcome::Dropped).await;
         }
@@ -381,9 +391,18 @@ mod tests {
         let grown = limit.limit();
         assert!(grown > 10, "steady latency grows the limit: {grown}");
         round(&limit, Duration::from_millis(400), Outcome::Success).await;
+        let fallen = limit.limit();
         assert!(
-            limit.limit() < grown,
-            "10x latency shrinks it: {grown} -> {}",
+            fallen < grown,
+            "10x latency shrinks it: {grown} -> {fallen}"
+        );
+        // Back to the old latency: it recovers.
+        for _ in 0..10 {
+            round(&limit, Duration::from_millis(40), Outcome::Success).await;
+        }
+        assert!(
+            limit.limit() > fallen,
+            "the old latency grows it again: {fallen} -> {}",
             limit.limit()
         );
     }
