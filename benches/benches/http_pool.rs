@@ -108,6 +108,12 @@ fn main() {
         .build()
         .expect("runtime");
     let clients: &'static Clients = runtime.block_on(async {
+        // As in a service: the runtime started, the Prometheus recorder installed.
+        let config = perf_runtime::PerfConfig::builder()
+            .enable_monitoring(false)
+            .build()
+            .expect("valid config");
+        perf_runtime::init(config).await.expect("init");
         let app = axum::Router::new().route(
             "/item",
             axum::routing::get(|| async { r#"{"id":7,"name":"item-7","tags":["a","b","c"]}"# }),

@@ -200,7 +200,8 @@ impl HttpClient {
         let (error, again) = match answer {
             Ok(Ok(response)) => {
                 let status = response.status();
-                metrics::attempt(&host.label, metrics::status_class(status), elapsed);
+                host.attempts
+                    .record(&host.label, metrics::status_class(status), elapsed);
                 self.judge(host, admission, verdict_on(status));
                 let again = if retry::is_retryable_status(status) && request.may_repeat {
                     Again::Yes(retry::retry_after(response.headers(), SystemTime::now()))
@@ -219,7 +220,7 @@ impl HttpClient {
                 return Ok((Ended::Response(Box::new(response)), again));
             }
             Err(_) => {
-                metrics::attempt(&host.label, "timeout", elapsed);
+                host.attempts.record(&host.label, "timeout", elapsed);
                 if cut_by_deadline {
                     (self.deadline_exceeded(host), Again::No)
                 } else {
@@ -232,7 +233,7 @@ impl HttpClient {
                 }
             }
             Ok(Err(error)) if error.is_connect() => {
-                metrics::attempt(&host.label, "error", elapsed);
+                host.attempts.record(&host.label, "error", elapsed);
                 let error = HttpError::Connect {
                     host: host.name.to_string(),
                     attempts: attempt,
@@ -242,7 +243,7 @@ impl HttpClient {
                 (error, Again::Yes(None))
             }
             Ok(Err(error)) => {
-                metrics::attempt(&host.label, "error", elapsed);
+                host.attempts.record(&host.label, "error", elapsed);
                 let error = HttpError::Transport {
                     host: host.name.to_string(),
                     attempts: attempt,

@@ -29,6 +29,8 @@ pub(super) struct Host {
     pub(super) bucket: Option<TokenBucket>,
     pub(super) breaker: Option<Breaker>,
     pub(super) budget: TpsBudget,
+    /// Its request series, by status class.
+    pub(super) attempts: super::metrics::AttemptSeries,
 }
 
 /// What every host is built from.
@@ -94,6 +96,7 @@ impl Hosts {
                 retry.budget_min_per_second,
                 retry.budget_ratio,
             ),
+            attempts: Default::default(),
             name,
         }
     }
