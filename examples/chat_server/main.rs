@@ -3,7 +3,9 @@
 //! Run with: `cargo run -p perf-examples --example chat_server`
 //!
 //! Needs nothing else: with no REDIS_URL and no DATABASE_URL everything runs
-//! in process. Listens on 127.0.0.1:8000 (set `CHAT_ADDR` to change it).
+//! in process. With DATABASE_URL, user profiles are read from PostgreSQL
+//! (table `chat_users`, created and seeded at start); with REDIS_URL, cached
+//! values are shared by every instance. Listens on 127.0.0.1:8000 (set `CHAT_ADDR` to change it).
 //!
 //! ```text
 //! curl -s localhost:8000/api/chat -H 'content-type: application/json' -d '{"message":"hello there"}'
@@ -26,6 +28,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     let perf = perf_runtime::init(PerfConfig::from_env()?).await?;
+    if let Some(db) = perf.db() {
+        perf_examples::chat::users::prepare(&db).await?;
+        tracing::info!(server = %db.server(), "user profiles come from PostgreSQL");
+    }
     let addr = std::env::var("CHAT_ADDR").unwrap_or_else(|_| "127.0.0.1:8000".to_owned());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await

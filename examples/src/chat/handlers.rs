@@ -42,6 +42,9 @@ pub enum ChatError {
     /// No user has this id.
     #[error("no user {0}")]
     NoUser(u64),
+    /// The user directory (PostgreSQL) failed.
+    #[error("the user directory is unavailable: {0}")]
+    Directory(String),
 }
 
 impl IntoResponse for ChatError {
@@ -49,6 +52,7 @@ impl IntoResponse for ChatError {
         let status = match self {
             ChatError::BadMessage(_) => StatusCode::BAD_REQUEST,
             ChatError::NoConversation(_) | ChatError::NoUser(_) => StatusCode::NOT_FOUND,
+            ChatError::Directory(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         (
             status,
@@ -114,19 +118,17 @@ pub struct UserProfile {
     pub plan: String,
 }
 
-/// A user profile. Users 1 to 1000 exist in this example. Cached for five
+/// A user profile: from PostgreSQL when DATABASE_URL is set, else from
+/// the in-process stand-in (users 1 to 1000 either way). Cached for five
 /// minutes in process (and in Redis when REDIS_URL is set), tagged by user
 /// so `perf_runtime::cache::invalidate_tag("user:7")` drops it everywhere;
-/// the not-found error is never cached.
+/// errors (no such user, database down) are never cached.
 #[fast_endpoint(cache_ttl = "5m", tags = ["user:{user_id}"])]
 #[profile(name = "user.profile", fields(user_id))]
 pub(crate) async fn get_user(Path(user_id): Path<u64>) -> Result<Json<UserProfile>, ChatError> {
-    if !(1..=1000).contains(&user_id) {
-        return Err(ChatError::NoUser(user_id));
+    match super::users::find(user_id).await {
+        Ok(Some(profile)) => Ok(Json(profile)),
+        Ok(None) => Err(ChatError::NoUser(user_id)),
+        Err(error) => Err(ChatError::Directory(error.to_string())),
     }
-    Ok(Json(UserProfile {
-        user_id,
-        name: format!("user-{user_id}"),
-        plan: if user_id % 10 == 0 { "pro" } else { "free" }.to_owned(),
-    }))
 }

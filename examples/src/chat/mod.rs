@@ -1,5 +1,6 @@
 //! The example chat backend: conversations kept in process, a stand-in
-//! assistant that answers locally, and the operator routes of the runtime.
+//! assistant that answers locally, user profiles from PostgreSQL when
+//! DATABASE_URL is set, and the operator routes of the runtime.
 //!
 //! Every handler is `#[profile]`d, so `/metrics` shows calls, errors and
 //! latency per route, and `/health` and `/status` report the runtime.
@@ -7,6 +8,7 @@
 mod assistant;
 mod handlers;
 mod store;
+pub mod users;
 
 use axum::Router;
 use axum::routing::{get, post};
