@@ -74,6 +74,20 @@ impl Backends {
         self.redis.as_ref()
     }
 
+    /// The PostgreSQL query API, when a database is configured.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn db(&self) -> Option<&crate::db::Db> {
+        self.postgres.as_ref().map(postgres::PostgresBackend::db)
+    }
+
+    /// Sets the gauges that describe connection pools (size, idle, in use).
+    pub(crate) fn publish_pool_gauges(&self) {
+        #[cfg(feature = "postgres")]
+        if let Some(postgres) = &self.postgres {
+            postgres.db().publish_pool_gauges();
+        }
+    }
+
     /// A health check per connected service.
     #[allow(clippy::vec_init_then_push)]
     pub(crate) fn health_checks(&self) -> Vec<Arc<dyn HealthCheck>> {
