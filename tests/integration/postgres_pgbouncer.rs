@@ -99,6 +99,23 @@ async fn plain_sqlx_pool(bouncer: &str) -> sqlx::PgPool {
         .expect("connect through PgBouncer")
 }
 
+/// The unsafe runs leave named statements on PgBouncer's server
+/// connections; have PgBouncer replace them (admin console `RECONNECT`) so
+/// no later test meets them.
+async fn drop_server_connections(bouncer: &str) {
+    use sqlx::Connection;
+    let (server, database) = bouncer
+        .rsplit_once('/')
+        .expect("PGBOUNCER_URL names a database");
+    let mut console = sqlx::PgConnection::connect(&format!("{server}/pgbouncer"))
+        .await
+        .expect("PgBouncer's admin console");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("RECONNECT {database}")))
+        .execute(&mut console)
+        .await
+        .expect("RECONNECT");
+}
+
 /// sqlx with its statement cache off, the usual advice: it still names the
 /// statements it prepares and never closes them, and splits each query
 /// over two `Sync`s, so PgBouncer mixes clients' statements up.
@@ -119,6 +136,7 @@ async fn statement_cache_off_alone_fails_through_pgbouncer() {
         }
     })
     .await;
+    drop_server_connections(&bouncer).await;
     assert!(failed > 0, "expected PgBouncer to break some queries");
 }
 
@@ -141,6 +159,7 @@ async fn unnamed_statements_outside_a_transaction_fail_through_pgbouncer() {
         }
     })
     .await;
+    drop_server_connections(&bouncer).await;
     assert!(failed > 0, "expected PgBouncer to break some queries");
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use perf_runtime::db::{Db, DbError, Params};
 use perf_runtime::{Perf, PerfConfig};
+use support::fault_proxy::{Fault, FaultProxy};
 use support::pg_server::{PASSWORD, PgServer};
 
 async fn start(url: &str, max_connections: u32, acquire_timeout: Duration) -> (Perf, Db) {
@@ -124,6 +125,11 @@ async fn queries_queue_for_a_busy_pool_and_give_up_on_the_timeout() {
         assert_eq!(result.expect("queued, not refused"), vec![(n as i32,)]);
     }
 
+    // Connections are checked as they come back; wait until all are idle,
+    // so that "in use" below means held by the two long queries.
+    while db.pool_status().in_use > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // Both connections held for 3 s: a third query gives up after 1 s.
     let hold = |db: Db| async move { db.execute("SELECT pg_sleep(3)", Params::new()).await };
     let holders = [
@@ -148,4 +154,52 @@ async fn queries_queue_for_a_busy_pool_and_give_up_on_the_timeout() {
     }
     assert_eq!(one(&db).await.expect("free again"), Some((1,)));
     perf.shutdown().await;
+}
+
+/// `url` with its `host:port` replaced by `addr`.
+fn through(url: &str, addr: std::net::SocketAddr) -> String {
+    let (scheme_and_user, rest) = url.rsplit_once('@').expect("url with credentials");
+    let (_, path) = rest.split_once('/').expect("url with a database");
+    format!("{scheme_and_user}@{addr}/{path}")
+}
+
+/// A network that swallows packets (no reset, sockets stay open): the
+/// pool's connection test hangs, and the acquire timeout still ends the
+/// call; once the network is back the pool serves again with all its
+/// slots, and shutdown does not hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blackholed_server_fails_on_the_timeout_and_the_pool_heals() {
+    let Some(database) = support::service_url("DATABASE_URL") else {
+        return;
+    };
+    let upstream = {
+        let (_, rest) = database.rsplit_once('@').expect("url with credentials");
+        let (host_port, _) = rest.split_once('/').expect("url with a database");
+        host_port.parse().expect("an IP address and port")
+    };
+    let proxy = FaultProxy::start(upstream).await;
+    let (perf, db) = start(&through(&database, proxy.addr()), 2, Duration::from_secs(1)).await;
+    assert_eq!(one(&db).await.expect("through the proxy"), Some((1,)));
+
+    proxy.set(Fault::Blackhole);
+    for _ in 0..2 {
+        let failed = tokio::time::timeout(Duration::from_secs(60), one(&db))
+            .await
+            .expect("a call into the black hole returns");
+        let error = failed.expect_err("nothing comes back");
+        assert!(matches!(error, DbError::Unavailable { .. }), "{error:?}");
+        assert!(!error.to_string().contains("perf_test_pw"), "{error}");
+    }
+
+    proxy.set(Fault::None);
+    assert_eq!(one(&db).await.expect("the network is back"), Some((1,)));
+    // No slot was lost to the connection that went back to the pool as the
+    // network died (its check never got an answer): both run at once.
+    let slow = || db.execute("SELECT pg_sleep(0.2)", Params::new());
+    let (first, second) = tokio::join!(slow(), slow());
+    first.expect("one slot");
+    second.expect("the other slot");
+    tokio::time::timeout(Duration::from_secs(60), perf.shutdown())
+        .await
+        .expect("shutdown does not wait on a dead connection");
 }

@@ -26,6 +26,9 @@ use crate::db::Db;
 use crate::lifecycle::InitError;
 use crate::monitor::HealthCheck;
 
+/// Longest shutdown waits for lent connections to come back.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
 pub(crate) struct PostgresBackend {
     db: Db,
     pool: PgPool,
@@ -88,8 +91,19 @@ impl PostgresBackend {
         }
     }
 
+    /// Closes the pool. It waits for lent connections to come back; one
+    /// stuck on a dead network would hold shutdown forever, so the wait is
+    /// bounded (the socket closes when the process ends).
     pub(crate) async fn close(&self) {
-        self.pool.close().await;
+        if tokio::time::timeout(CLOSE_GRACE, self.pool.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                server = %self.url.redacted(),
+                "PostgreSQL pool closed with connections still lent (a dead network?)"
+            );
+        }
     }
 }
 

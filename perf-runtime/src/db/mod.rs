@@ -71,6 +71,7 @@
 
 mod cached;
 mod error;
+mod lent;
 mod params;
 mod pool_metrics;
 mod query;

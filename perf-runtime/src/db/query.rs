@@ -2,10 +2,10 @@
 //! PgBouncer, a query and its parameters travel inside one transaction.
 
 use futures_util::future::BoxFuture;
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgRow, Postgres};
 use sqlx::{Connection, FromRow};
 
+use super::lent::Lent;
 use super::{Db, DbError, Params, pool_metrics};
 
 impl Db {
@@ -93,19 +93,21 @@ impl Db {
         result.map_err(|error| self.query_failed(&error))
     }
 
-    async fn acquire(&self) -> Result<PoolConnection<Postgres>, DbError> {
+    async fn acquire(&self) -> Result<Lent, DbError> {
         let started = quanta::Instant::now();
         let acquired = self.inner.pool.acquire().await;
         let timed_out = matches!(acquired, Err(sqlx::Error::PoolTimedOut));
         pool_metrics::record_acquire(started.elapsed(), timed_out);
-        acquired.map_err(|error| match error {
-            sqlx::Error::PoolTimedOut => DbError::Unavailable {
-                server: self.server(),
-                timeout: self.inner.acquire_timeout,
-                cause: self.why_no_connection(),
-            },
-            other => self.query_failed(&other),
-        })
+        acquired
+            .map(|conn| Lent::new(conn, self.inner.acquire_timeout))
+            .map_err(|error| match error {
+                sqlx::Error::PoolTimedOut => DbError::Unavailable {
+                    server: self.server(),
+                    timeout: self.inner.acquire_timeout,
+                    cause: self.why_no_connection(),
+                },
+                other => self.query_failed(&other),
+            })
     }
 
     /// A guess from the pool's state: a pool below its cap that still found
