@@ -71,6 +71,7 @@ pub const DB_POOL_MAX: &str = "perf_db_pool_max_connections";
 pub const DB_POOL_ACQUIRE_DURATION: &str = "perf_db_pool_acquire_duration_seconds";
 /// Counter: queries that got no PostgreSQL connection within `DB_ACQUIRE_TIMEOUT`.
 pub const DB_POOL_ACQUIRE_TIMEOUTS: &str = "perf_db_pool_acquire_timeouts_total";
-/// Counter: cached queries by `query` (its name) and `outcome` (`hit`: served
-/// from the cache, `miss`: the database was asked).
+/// Counter: cached queries by `query` (its name) and `outcome` (`miss`: this
+/// call asked the database; `hit`: it did not, the result came from the
+/// cache or from a concurrent call of the same key).
 pub const DB_QUERY_CACHE_REQUESTS: &str = "perf_db_query_cache_requests_total";
