@@ -32,6 +32,8 @@
 //! - [`monitor`]: metric names, health checks, typed reports.
 //! - [`limit`]: adaptive concurrency limits (AIMD, gradient) and their
 //!   server layer.
+//! - `db` (feature `postgres`): queries through the PostgreSQL pool,
+//!   PgBouncer-safe, and the query-result cache invalidated by table.
 //! - `http` (feature `http`): the shared outbound HTTP client.
 //! - `axum` (feature `axum`): `/metrics`, `/health`, `/status` routes.
 //!
@@ -43,12 +45,15 @@
 //! | `prometheus` | yes | the Prometheus recorder installed by `init`, process metrics |
 //! | `axum` | yes | [`axum::routes`] |
 //! | `redis` | no | Redis through `fred` (REDIS_URL / REDIS_HOST): the L2 cache tier, the invalidation bus, a health check |
-//! | `postgres` | no | PostgreSQL through `sqlx` (DATABASE_URL), health check |
+//! | `postgres` | no | PostgreSQL through `sqlx` (DATABASE_URL, `DB_*`): the pool and its metrics, `db` (PgBouncer-safe queries, the query-result cache), health check |
 //! | `http` | no | [`http`]: the outbound HTTP client (hyper, rustls with ring): pool, timeouts, retries with a budget, rate limit and circuit breaker per host; the [`limit`] server layer |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cache;
 pub mod config;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod db;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;

@@ -313,6 +313,13 @@ impl Perf {
             .map(|redis| redis.client().clone())
     }
 
+    /// The PostgreSQL query API, when `DATABASE_URL` is set (and connection
+    /// pooling on).
+    #[cfg(feature = "postgres")]
+    pub fn db(&self) -> Option<crate::db::Db> {
+        self.inner.backends.db().cloned()
+    }
+
     /// The configuration this runtime runs with.
     pub fn config(&self) -> &PerfConfig {
         &self.inner.config
@@ -449,6 +456,33 @@ fn process_collector() -> metrics_process::Collector {
     metrics_process::Collector::default()
 }
 
+/// Help texts of the PostgreSQL pool and query-cache series.
+fn describe_pool_metrics() {
+    metrics::describe_gauge!(
+        names::DB_POOL_CONNECTIONS,
+        "Open PostgreSQL pool connections."
+    );
+    metrics::describe_gauge!(names::DB_POOL_IDLE, "Idle PostgreSQL pool connections.");
+    metrics::describe_gauge!(
+        names::DB_POOL_IN_USE,
+        "PostgreSQL pool connections lent to a query."
+    );
+    metrics::describe_gauge!(names::DB_POOL_MAX, "The PostgreSQL pool's cap.");
+    metrics::describe_histogram!(
+        names::DB_POOL_ACQUIRE_DURATION,
+        metrics::Unit::Seconds,
+        "Wait for a pooled PostgreSQL connection."
+    );
+    metrics::describe_counter!(
+        names::DB_POOL_ACQUIRE_TIMEOUTS,
+        "Queries that got no PostgreSQL connection within DB_ACQUIRE_TIMEOUT."
+    );
+    metrics::describe_counter!(
+        names::DB_QUERY_CACHE_REQUESTS,
+        "Cached queries by name and outcome (hit, miss)."
+    );
+}
+
 /// Help texts for `/metrics`, registered once per process.
 fn describe_metrics() {
     static DESCRIBED: std::sync::Once = std::sync::Once::new();
@@ -512,6 +546,7 @@ fn describe_metrics() {
             names::CACHE_BACKEND_ERRORS,
             "L2 backend failures (timeouts, connection errors)."
         );
+        describe_pool_metrics();
         #[cfg(feature = "prometheus")]
         process_collector().describe();
     });

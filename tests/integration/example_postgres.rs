@@ -18,9 +18,13 @@ async fn user_profiles_come_from_postgres_when_configured() {
         .expect("valid config");
     let perf = perf_runtime::init(config).await.expect("init");
     let db = perf.db().expect("DATABASE_URL is set");
-    perf_examples::chat::users::prepare(&db).await.expect("prepare");
+    perf_examples::chat::users::prepare(&db)
+        .await
+        .expect("prepare");
     // Twice: preparing is idempotent (every instance does it at start).
-    perf_examples::chat::users::prepare(&db).await.expect("prepare again");
+    perf_examples::chat::users::prepare(&db)
+        .await
+        .expect("prepare again");
 
     // A user only the database knows (the stand-in stops at 1000).
     let id = 1_000_000 + (support::run_id() % 1_000_000) as i64;

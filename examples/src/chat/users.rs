@@ -62,6 +62,11 @@ fn stand_in(user_id: u64) -> Option<UserProfile> {
         .then(|| UserProfile {
             user_id,
             name: format!("user-{user_id}"),
-            plan: if user_id % 10 == 0 { "pro" } else { "free" }.to_owned(),
+            plan: if user_id.is_multiple_of(10) {
+                "pro"
+            } else {
+                "free"
+            }
+            .to_owned(),
         })
 }

@@ -74,6 +74,12 @@ impl Backends {
         self.redis.as_ref()
     }
 
+    /// The PostgreSQL query API, when a database is configured.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn db(&self) -> Option<&crate::db::Db> {
+        self.postgres.as_ref().map(postgres::PostgresBackend::db)
+    }
+
     /// A health check per connected service.
     #[allow(clippy::vec_init_then_push)]
     pub(crate) fn health_checks(&self) -> Vec<Arc<dyn HealthCheck>> {
@@ -118,11 +124,15 @@ impl Backends {
         components
     }
 
-    /// Publishes the connection gauges of each backend.
+    /// Publishes the connection and pool gauges of each backend.
     pub(crate) fn publish_metrics(&self) {
         #[cfg(feature = "redis")]
         if let Some(redis) = &self.redis {
             redis.publish_metrics();
+        }
+        #[cfg(feature = "postgres")]
+        if let Some(postgres) = &self.postgres {
+            postgres.db().publish_pool_gauges();
         }
     }
 

@@ -1,5 +1,12 @@
 //! The runtime's PostgreSQL pool (`sqlx`), created lazily so start-up never
-//! waits on the database, with a `SELECT 1` health check.
+//! waits on the database, with a `SELECT 1` health check. Queries go
+//! through [`Db`], which this backend hands out.
+//!
+//! The pool follows the `DB_*` settings. Behind PgBouncer (`DB_PGBOUNCER`)
+//! sqlx's statement cache is off: a named statement prepared on one server
+//! connection would be missing (or collide) on the next one PgBouncer picks.
+//! That alone is not enough; [`Db`] also runs each parameterised query in a
+//! transaction of its own (see `crate::db`).
 //!
 //! The health check uses the simple query protocol (`raw_sql`): it prepares
 //! no statement, so it also works through PgBouncer in transaction mode.
@@ -15,13 +22,15 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use crate::config::{PerfConfig, SecretUrl};
+use crate::db::Db;
 use crate::lifecycle::InitError;
 use crate::monitor::HealthCheck;
 
-/// Longest a caller waits for a pooled connection before a clear error.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest shutdown waits for lent connections to come back.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 pub(crate) struct PostgresBackend {
+    db: Db,
     pool: PgPool,
     options: PgConnectOptions,
     url: SecretUrl,
@@ -35,11 +44,24 @@ impl PostgresBackend {
                 url: url.redacted(),
                 reason: url.scrub(&e.to_string()),
             })?;
+        let options = if config.db_pgbouncer {
+            options.statement_cache_capacity(0)
+        } else {
+            options
+        };
         let pool = PgPoolOptions::new()
             .max_connections(config.db_max_connections)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .min_connections(config.db_min_connections)
+            .acquire_timeout(config.db_acquire_timeout)
+            .idle_timeout(config.db_idle_timeout)
+            .max_lifetime(config.db_max_lifetime)
+            // A connection the server dropped (a restart) is found out
+            // before a query gets it, so the pool heals by itself.
+            .test_before_acquire(true)
             .connect_lazy_with(options.clone());
+        let db = Db::new(pool.clone(), url.clone(), config);
         Ok(PostgresBackend {
+            db,
             pool,
             options,
             url: url.clone(),
@@ -48,7 +70,16 @@ impl PostgresBackend {
     }
 
     pub(crate) fn describe(&self) -> String {
-        self.url.redacted()
+        if self.db.is_pgbouncer() {
+            format!("{} (through PgBouncer)", self.url.redacted())
+        } else {
+            self.url.redacted()
+        }
+    }
+
+    /// The query API over this pool.
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
     }
 
     pub(crate) fn health_check(&self) -> PostgresHealth {
@@ -60,8 +91,19 @@ impl PostgresBackend {
         }
     }
 
+    /// Closes the pool. It waits for lent connections to come back; one
+    /// stuck on a dead network would hold shutdown forever, so the wait is
+    /// bounded (the socket closes when the process ends).
     pub(crate) async fn close(&self) {
-        self.pool.close().await;
+        if tokio::time::timeout(CLOSE_GRACE, self.pool.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                server = %self.url.redacted(),
+                "PostgreSQL pool closed with connections still lent (a dead network?)"
+            );
+        }
     }
 }
 

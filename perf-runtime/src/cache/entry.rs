@@ -17,6 +17,7 @@ pub(crate) struct Entry<V> {
 }
 
 impl<V> Entry<V> {
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn is_fresh(&self, now: Instant) -> bool {
         now < self.fresh_until
     }

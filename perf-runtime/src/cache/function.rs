@@ -79,6 +79,33 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
         cache
     }
 
+    /// A cache made at run time (the manual API, the query cache): both
+    /// tiers, bounded by entries, each call bringing its own TTL; leaked,
+    /// like the `static` of an annotated function.
+    pub(crate) fn leak_runtime(
+        name: &'static str,
+        namespace: &'static str,
+        schema_version: u32,
+        max_entries: u64,
+    ) -> &'static Self
+    where
+        V: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let spec: &'static CacheSpec = Box::leak(Box::new(CacheSpec {
+            name,
+            namespace,
+            schema_version,
+            key_seed: super::key::key_seed(namespace, schema_version),
+            // Not used: each call passes its TTL.
+            ttl: Ttl::fresh(std::time::Duration::from_secs(300)),
+            tier: super::spec::Tier::L1L2,
+            max_entries,
+            max_bytes: 0,
+            lock: std::time::Duration::ZERO,
+        }));
+        Self::leak(spec, Some(ValueCodec::serde()))
+    }
+
     /// The description this cache was made from.
     pub fn spec(&self) -> &'static CacheSpec {
         self.spec

@@ -14,8 +14,7 @@ use serde::de::DeserializeOwned;
 use super::function::FunctionCache;
 use super::key::KeyHasher;
 use super::mode::ResultMode;
-use super::spec::{CacheSpec, Tier, Ttl};
-use super::value_codec::ValueCodec;
+use super::spec::Ttl;
 
 /// Entries per value type in the manual cache's L1.
 const MANUAL_MAX_ENTRIES: u64 = 10_000;
@@ -36,18 +35,12 @@ where
         .get_or_insert_with(HashMap::new)
         .entry(TypeId::of::<T>())
         .or_insert_with(|| {
-            let spec: &'static CacheSpec = Box::leak(Box::new(CacheSpec {
-                name: "cached_request",
-                namespace: MANUAL_NAMESPACE,
-                schema_version: 1,
-                key_seed: super::key::key_seed(MANUAL_NAMESPACE, 1),
-                ttl: Ttl::fresh(Duration::from_secs(300)),
-                tier: Tier::L1L2,
-                max_entries: MANUAL_MAX_ENTRIES,
-                max_bytes: 0,
-                lock: Duration::ZERO,
-            }));
-            FunctionCache::<T>::leak(spec, Some(ValueCodec::serde()))
+            FunctionCache::<T>::leak_runtime(
+                "cached_request",
+                MANUAL_NAMESPACE,
+                1,
+                MANUAL_MAX_ENTRIES,
+            )
         });
     entry
         .downcast_ref::<FunctionCache<T>>()

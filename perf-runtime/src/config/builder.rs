@@ -21,6 +21,8 @@ pub(crate) mod expected {
         "a postgres:// URL, e.g. postgres://app:password@127.0.0.1:5432/app";
     pub(crate) const BUCKETS: &str = "a non-empty list of increasing, positive bucket bounds";
     pub(crate) const TIMEOUT: &str = "a positive duration";
+    pub(crate) const MIN_CONNECTIONS: &str =
+        "a number of connections no larger than DB_MAX_CONNECTIONS";
 }
 
 /// Builds a [`PerfConfig`] in code. Setters take typed values; everything
@@ -93,6 +95,17 @@ impl PerfConfigBuilder {
     setters! {
         /// `DB_MAX_CONNECTIONS`: PostgreSQL pool size (positive).
         db_max_connections: u32;
+        /// `DB_MIN_CONNECTIONS`: connections kept open when idle (at most `db_max_connections`).
+        db_min_connections: u32;
+        /// `DB_ACQUIRE_TIMEOUT`: longest wait for a pooled connection (positive).
+        db_acquire_timeout: Duration;
+        /// `DB_IDLE_TIMEOUT`: an idle connection above the minimum is closed after this (positive).
+        db_idle_timeout: Duration;
+        /// `DB_MAX_LIFETIME`: a connection is replaced after this (positive).
+        db_max_lifetime: Duration;
+        /// `DB_PGBOUNCER`: PgBouncer in transaction mode sits in front of the
+        /// database (also switched on by `?pgbouncer=true` in the URL).
+        db_pgbouncer: bool;
         /// `HTTP_MAX_CONNECTIONS`: cap on outbound HTTP connections (positive).
         http_max_connections: u32;
         /// `REDIS_MAX_CONNECTIONS`: cap on Redis connections (positive).
@@ -157,6 +170,13 @@ impl PerfConfigBuilder {
             )?),
             None => None,
         };
+        if config
+            .database
+            .as_ref()
+            .is_some_and(|url| url.query_flag("pgbouncer"))
+        {
+            config.db_pgbouncer = true;
+        }
         for (variable, value) in [
             ("DB_MAX_CONNECTIONS", config.db_max_connections),
             ("HTTP_MAX_CONNECTIONS", config.http_max_connections),
@@ -178,6 +198,22 @@ impl PerfConfigBuilder {
             if value < Duration::from_secs(1) {
                 let shown = value.as_secs_f64().to_string();
                 return Err(ConfigError::invalid(variable, &shown, expected::SECONDS));
+            }
+        }
+        if config.db_min_connections > config.db_max_connections {
+            return Err(ConfigError::invalid(
+                "DB_MIN_CONNECTIONS",
+                &config.db_min_connections.to_string(),
+                expected::MIN_CONNECTIONS,
+            ));
+        }
+        for (variable, value) in [
+            ("DB_ACQUIRE_TIMEOUT", config.db_acquire_timeout),
+            ("DB_IDLE_TIMEOUT", config.db_idle_timeout),
+            ("DB_MAX_LIFETIME", config.db_max_lifetime),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::invalid(variable, "0", expected::SECONDS));
             }
         }
         if config.response_time_threshold.is_zero() {

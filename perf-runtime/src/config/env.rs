@@ -15,6 +15,11 @@ pub const VARIABLES: &[&str] = &[
     "REDIS_DB",
     "DATABASE_URL",
     "DB_MAX_CONNECTIONS",
+    "DB_MIN_CONNECTIONS",
+    "DB_ACQUIRE_TIMEOUT",
+    "DB_IDLE_TIMEOUT",
+    "DB_MAX_LIFETIME",
+    "DB_PGBOUNCER",
     "HTTP_MAX_CONNECTIONS",
     "REDIS_MAX_CONNECTIONS",
     "MONITORING_INTERVAL",
@@ -50,6 +55,21 @@ pub(super) fn read(
     }
     if let Some(n) = env.number("DB_MAX_CONNECTIONS", expected::POSITIVE_INTEGER)? {
         builder = builder.db_max_connections(n);
+    }
+    if let Some(n) = env.number("DB_MIN_CONNECTIONS", expected::MIN_CONNECTIONS)? {
+        builder = builder.db_min_connections(n);
+    }
+    if let Some(limit) = env.seconds("DB_ACQUIRE_TIMEOUT")? {
+        builder = builder.db_acquire_timeout(limit);
+    }
+    if let Some(limit) = env.seconds("DB_IDLE_TIMEOUT")? {
+        builder = builder.db_idle_timeout(limit);
+    }
+    if let Some(limit) = env.seconds("DB_MAX_LIFETIME")? {
+        builder = builder.db_max_lifetime(limit);
+    }
+    if let Some(on) = env.boolean("DB_PGBOUNCER")? {
+        builder = builder.db_pgbouncer(on);
     }
     if let Some(n) = env.number("HTTP_MAX_CONNECTIONS", expected::POSITIVE_INTEGER)? {
         builder = builder.http_max_connections(n);
@@ -176,6 +196,11 @@ mod tests {
         assert!(config.redis.is_none());
         assert!(config.database.is_none());
         assert_eq!(config.db_max_connections, 50);
+        assert_eq!(config.db_min_connections, 0);
+        assert_eq!(config.db_acquire_timeout, Duration::from_secs(3));
+        assert_eq!(config.db_idle_timeout, Duration::from_secs(600));
+        assert_eq!(config.db_max_lifetime, Duration::from_secs(1800));
+        assert!(!config.db_pgbouncer);
         assert_eq!(config.http_max_connections, 200);
         assert_eq!(config.redis_max_connections, 100);
         assert_eq!(config.monitoring_interval, Duration::from_secs(60));
@@ -197,6 +222,11 @@ mod tests {
             ("REDIS_DB", "3"),
             ("DATABASE_URL", "postgres://app:pw@db:5432/chat"),
             ("DB_MAX_CONNECTIONS", "10"),
+            ("DB_MIN_CONNECTIONS", "2"),
+            ("DB_ACQUIRE_TIMEOUT", "5"),
+            ("DB_IDLE_TIMEOUT", "120"),
+            ("DB_MAX_LIFETIME", "900"),
+            ("DB_PGBOUNCER", "on"),
             ("HTTP_MAX_CONNECTIONS", "20"),
             ("REDIS_MAX_CONNECTIONS", "30"),
             ("MONITORING_INTERVAL", "15"),
@@ -219,6 +249,11 @@ mod tests {
             "postgres://app:pw@db:5432/chat"
         );
         assert_eq!(config.db_max_connections, 10);
+        assert_eq!(config.db_min_connections, 2);
+        assert_eq!(config.db_acquire_timeout, Duration::from_secs(5));
+        assert_eq!(config.db_idle_timeout, Duration::from_secs(120));
+        assert_eq!(config.db_max_lifetime, Duration::from_secs(900));
+        assert!(config.db_pgbouncer);
         assert_eq!(config.http_max_connections, 20);
         assert_eq!(config.redis_max_connections, 30);
         assert_eq!(config.monitoring_interval, Duration::from_secs(15));
@@ -266,6 +301,37 @@ mod tests {
             ("DB_MAX_CONNECTIONS", "many", "expected a positive integer"),
             ("DB_MAX_CONNECTIONS", "0", "expected a positive integer"),
             ("HTTP_MAX_CONNECTIONS", "1.5", "expected a positive integer"),
+            (
+                "DB_MIN_CONNECTIONS",
+                "few",
+                "expected a number of connections no larger than DB_MAX_CONNECTIONS",
+            ),
+            (
+                "DB_MIN_CONNECTIONS",
+                "51",
+                "expected a number of connections no larger than DB_MAX_CONNECTIONS",
+            ),
+            (
+                "DB_ACQUIRE_TIMEOUT",
+                "3s",
+                "expected a positive whole number of seconds",
+            ),
+            (
+                "DB_ACQUIRE_TIMEOUT",
+                "0",
+                "expected a positive whole number of seconds",
+            ),
+            (
+                "DB_IDLE_TIMEOUT",
+                "-1",
+                "expected a positive whole number of seconds",
+            ),
+            (
+                "DB_MAX_LIFETIME",
+                "0",
+                "expected a positive whole number of seconds",
+            ),
+            ("DB_PGBOUNCER", "maybe", "expected true or false"),
             ("REDIS_MAX_CONNECTIONS", "0", "expected a positive integer"),
             (
                 "REDIS_PORT",
@@ -345,6 +411,36 @@ mod tests {
             error("MAX_ASYNC_WORKERS", "ten"),
             "MAX_ASYNC_WORKERS=\"ten\": expected a positive integer"
         );
+    }
+
+    #[test]
+    fn pool_minimum_is_checked_against_the_maximum() {
+        let config = from(&[("DB_MAX_CONNECTIONS", "4"), ("DB_MIN_CONNECTIONS", "4")]).unwrap();
+        assert_eq!(config.db_min_connections, 4);
+        let message =
+            from(&[("DB_MAX_CONNECTIONS", "4"), ("DB_MIN_CONNECTIONS", "5")]).unwrap_err();
+        assert_eq!(
+            message,
+            "DB_MIN_CONNECTIONS=\"5\": expected a number of connections no larger than DB_MAX_CONNECTIONS"
+        );
+    }
+
+    #[test]
+    fn pgbouncer_is_detected_from_the_url() {
+        let config = from(&[(
+            "DATABASE_URL",
+            "postgres://app:pw@bouncer:6432/chat?pgbouncer=true",
+        )])
+        .unwrap();
+        assert!(config.db_pgbouncer);
+        let config = from(&[(
+            "DATABASE_URL",
+            "postgres://app:pw@db:5432/chat?pgbouncer=false",
+        )])
+        .unwrap();
+        assert!(!config.db_pgbouncer);
+        let config = from(&[("DATABASE_URL", "postgres://app:pw@db:5432/chat")]).unwrap();
+        assert!(!config.db_pgbouncer);
     }
 
     /// The example that follows the expected form (", e.g. ...") if any.

@@ -10,6 +10,11 @@
 //! | `REDIS_DB` | `0` | Redis database index, used with `REDIS_HOST` |
 //! | `DATABASE_URL` | unset | `postgres://user:password@host:port/db`; unset means no database |
 //! | `DB_MAX_CONNECTIONS` | `50` | PostgreSQL pool size |
+//! | `DB_MIN_CONNECTIONS` | `0` | connections the pool keeps open when idle (at most `DB_MAX_CONNECTIONS`) |
+//! | `DB_ACQUIRE_TIMEOUT` | `3` | seconds a query waits for a pooled connection before it fails |
+//! | `DB_IDLE_TIMEOUT` | `600` | seconds an idle connection above the minimum stays open |
+//! | `DB_MAX_LIFETIME` | `1800` | seconds before a connection is replaced |
+//! | `DB_PGBOUNCER` | `false` | the database is reached through PgBouncer in transaction mode; also on with `?pgbouncer=true` in `DATABASE_URL` |
 //! | `HTTP_MAX_CONNECTIONS` | `200` | cap on outbound HTTP connections |
 //! | `REDIS_MAX_CONNECTIONS` | `100` | cap on Redis connections |
 //! | `MONITORING_INTERVAL` | `60` | seconds between health checks and process-metric samples |
@@ -70,6 +75,21 @@ pub struct PerfConfig {
     pub database: Option<SecretUrl>,
     /// `DB_MAX_CONNECTIONS`: PostgreSQL pool size.
     pub db_max_connections: u32,
+    /// `DB_MIN_CONNECTIONS`: connections kept open when idle.
+    pub db_min_connections: u32,
+    /// `DB_ACQUIRE_TIMEOUT`: longest wait for a pooled connection.
+    #[serde(rename = "db_acquire_timeout_seconds", serialize_with = "seconds")]
+    pub db_acquire_timeout: Duration,
+    /// `DB_IDLE_TIMEOUT`: an idle connection above the minimum is closed after this.
+    #[serde(rename = "db_idle_timeout_seconds", serialize_with = "seconds")]
+    pub db_idle_timeout: Duration,
+    /// `DB_MAX_LIFETIME`: a connection is replaced after this.
+    #[serde(rename = "db_max_lifetime_seconds", serialize_with = "seconds")]
+    pub db_max_lifetime: Duration,
+    /// `DB_PGBOUNCER` (or `?pgbouncer=true` in `DATABASE_URL`): PgBouncer in
+    /// transaction mode sits in front of the database, so [`crate::db`] runs
+    /// every parameterised query in a transaction of its own.
+    pub db_pgbouncer: bool,
     /// `HTTP_MAX_CONNECTIONS`: cap on outbound HTTP connections.
     pub http_max_connections: u32,
     /// `REDIS_MAX_CONNECTIONS`: cap on Redis connections (the pool holds at
@@ -120,6 +140,11 @@ impl Default for PerfConfig {
             redis: None,
             database: None,
             db_max_connections: 50,
+            db_min_connections: 0,
+            db_acquire_timeout: Duration::from_secs(3),
+            db_idle_timeout: Duration::from_secs(600),
+            db_max_lifetime: Duration::from_secs(1800),
+            db_pgbouncer: false,
             http_max_connections: 200,
             redis_max_connections: 100,
             monitoring_interval: Duration::from_secs(60),

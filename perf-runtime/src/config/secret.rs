@@ -50,6 +50,18 @@ impl SecretUrl {
         self.url.password().filter(|p| !p.is_empty())
     }
 
+    /// Whether the query string sets `name` to a true value (`true`, `1`,
+    /// `yes`, `on`), as in `postgres://…/app?pgbouncer=true`.
+    pub(crate) fn query_flag(&self, name: &str) -> bool {
+        self.url.query_pairs().any(|(key, value)| {
+            key == name
+                && matches!(
+                    value.to_ascii_lowercase().as_str(),
+                    "true" | "1" | "yes" | "on"
+                )
+        })
+    }
+
     /// The printable form: the URL with `***` for its password.
     pub fn redacted(&self) -> String {
         let mut shown = self.url.clone();

@@ -13,7 +13,7 @@
 //!   (learned baseline, the default).
 //! - [`ConcurrencyLimitLayer`] (features `axum` or `http`): the limit as
 //!   server middleware, holding each permit until the response body ends.
-//! - The outbound client of [`crate::http`] (feature `http`) takes a limit too.
+//! - The outbound client of `perf_runtime::http` (feature `http`) takes a limit too.
 //!
 //! Metrics, by `limiter`: `perf_concurrency_limit`,
 //! `perf_concurrency_in_flight` (gauges) and `perf_concurrency_rejected_total`.

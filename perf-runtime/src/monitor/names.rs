@@ -65,3 +65,19 @@ pub const HTTP_CLIENT_BREAKER_STATE: &str = "perf_http_client_breaker_state";
 /// Gauge: connections of the Redis pool by `state` (`connected`,
 /// `disconnected`).
 pub const REDIS_CONNECTIONS: &str = "perf_redis_connections";
+/// Gauge: open connections of the PostgreSQL pool.
+pub const DB_POOL_CONNECTIONS: &str = "perf_db_pool_connections";
+/// Gauge: idle connections of the PostgreSQL pool.
+pub const DB_POOL_IDLE: &str = "perf_db_pool_idle_connections";
+/// Gauge: PostgreSQL connections lent to a query right now.
+pub const DB_POOL_IN_USE: &str = "perf_db_pool_in_use_connections";
+/// Gauge: the PostgreSQL pool's cap (`DB_MAX_CONNECTIONS`).
+pub const DB_POOL_MAX: &str = "perf_db_pool_max_connections";
+/// Histogram: seconds a query waited for a pooled PostgreSQL connection.
+pub const DB_POOL_ACQUIRE_DURATION: &str = "perf_db_pool_acquire_duration_seconds";
+/// Counter: queries that got no PostgreSQL connection within `DB_ACQUIRE_TIMEOUT`.
+pub const DB_POOL_ACQUIRE_TIMEOUTS: &str = "perf_db_pool_acquire_timeouts_total";
+/// Counter: cached queries by `query` (its name) and `outcome` (`miss`: this
+/// call asked the database; `hit`: it did not, the result came from the
+/// cache or from a concurrent call of the same key).
+pub const DB_QUERY_CACHE_REQUESTS: &str = "perf_db_query_cache_requests_total";

@@ -1,0 +1,118 @@
+//! [`Params`]: the values bound to `$1`, `$2`, … of a query, kept both as
+//! the server's binary encoding and as cache-key bytes.
+
+use serde::Serialize;
+use sqlx::postgres::{PgArguments, Postgres};
+use sqlx::{Arguments, Encode, Type};
+
+use super::DbError;
+
+/// Values for `$1`, `$2`, … in order.
+///
+/// ```
+/// use perf_runtime::db::Params;
+///
+/// let params = Params::new().bind(42_i64).bind("en");
+/// assert_eq!(params.len(), 2);
+/// ```
+///
+/// Each value is also serialized (with its type name) into the key of
+/// [`Db::cached_query`](super::Db::cached_query): two calls share a cached
+/// result only when their values are equal and of the same type.
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct Params {
+    arguments: PgArguments,
+    key_bytes: Vec<u8>,
+    len: usize,
+    /// The first value that failed to encode: reported when the query runs,
+    /// so binding stays chainable.
+    failed: Option<(usize, String)>,
+}
+
+impl Params {
+    /// No values.
+    pub fn new() -> Self {
+        Params::default()
+    }
+
+    /// Adds the value of the next placeholder.
+    pub fn bind<T>(mut self, value: T) -> Self
+    where
+        T: for<'q> Encode<'q, Postgres> + Type<Postgres> + Serialize + Send,
+    {
+        self.len += 1;
+        if self.failed.is_some() {
+            return self;
+        }
+        let typed = (std::any::type_name::<T>(), &value);
+        match postcard::to_extend(&typed, std::mem::take(&mut self.key_bytes)) {
+            Ok(bytes) => self.key_bytes = bytes,
+            Err(error) => {
+                self.failed = Some((self.len, error.to_string()));
+                return self;
+            }
+        }
+        if let Err(error) = self.arguments.add(value) {
+            self.failed = Some((self.len, error.to_string()));
+        }
+        self
+    }
+
+    /// How many values are bound.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no value is bound.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The encoded values, or the first that failed.
+    pub(crate) fn into_arguments(self) -> Result<PgArguments, DbError> {
+        match self.failed {
+            Some((index, reason)) => Err(DbError::Bind { index, reason }),
+            None => Ok(self.arguments),
+        }
+    }
+
+    /// The values as key material: self-delimiting, typed.
+    pub(crate) fn key_bytes(&self) -> &[u8] {
+        &self.key_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Params;
+
+    #[test]
+    fn values_and_types_both_distinguish_keys() {
+        let key = |params: Params| params.key_bytes().to_vec();
+        assert_eq!(
+            key(Params::new().bind(1_i64)),
+            key(Params::new().bind(1_i64))
+        );
+        assert_ne!(
+            key(Params::new().bind(1_i64)),
+            key(Params::new().bind(2_i64))
+        );
+        assert_ne!(
+            key(Params::new().bind(1_i64)),
+            key(Params::new().bind(1_i32))
+        );
+        assert_ne!(
+            key(Params::new().bind("ab").bind("c")),
+            key(Params::new().bind("a").bind("bc"))
+        );
+    }
+
+    #[test]
+    fn values_are_counted_and_encoded() {
+        let params = Params::new().bind("x").bind(Some(3_i16));
+        assert_eq!(params.len(), 2);
+        assert!(params.into_arguments().is_ok());
+        assert!(Params::new().is_empty());
+    }
+}
