@@ -63,7 +63,9 @@ fn run(
 
 fn main() {
     let database = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-        panic!("DATABASE_URL is not set: start PostgreSQL with `eval \"$(scripts/services.sh start)\"`")
+        panic!(
+            "DATABASE_URL is not set: start PostgreSQL with `eval \"$(scripts/services.sh start)\"`"
+        )
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

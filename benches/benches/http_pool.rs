@@ -19,13 +19,21 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use perf_runtime::http::HttpClient;
 
 const TASKS: u64 = 32;
-const CASES: &[&str] = &["perf_http_client", "bare_hyper_util", "new_connection"];
+const CASES: &[&str] = &[
+    "perf_http_client",
+    "bare_hyper_util",
+    "bare_hyper_util_tls_connector",
+    "new_connection",
+];
 const POOL_IDLE: Duration = Duration::from_secs(90);
 const MAX_IDLE_PER_HOST: usize = 64;
 
 struct Clients {
     perf: HttpClient,
     bare: Client<HttpConnector, Full<Bytes>>,
+    /// As `bare`, behind the TLS-capable connector the framework uses (plain
+    /// http still): separates the connector's cost from the framework's.
+    bare_tls: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     addr: SocketAddr,
     url: String,
 }
@@ -36,17 +44,17 @@ async fn one_request(case: &str, clients: &Clients) -> usize {
             let response = clients.perf.get(&clients.url).await.expect("GET");
             response.bytes().await.expect("body").len()
         }
-        "bare_hyper_util" => {
+        "bare_hyper_util" | "bare_hyper_util_tls_connector" => {
             let uri: hyper::Uri = clients.url.parse().expect("uri");
-            let response = clients
-                .bare
-                .request(
-                    hyper::Request::get(uri)
-                        .body(Full::new(Bytes::new()))
-                        .expect("request"),
-                )
-                .await
-                .expect("GET");
+            let request = hyper::Request::get(uri)
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            let response = if case == "bare_hyper_util" {
+                clients.bare.request(request).await
+            } else {
+                clients.bare_tls.request(request).await
+            }
+            .expect("GET");
             let body = response.into_body().collect().await.expect("body");
             body.to_bytes().len()
         }
@@ -136,9 +144,32 @@ fn main() {
             .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
             .pool_timer(TokioTimer::new())
             .build(connector);
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("tls versions")
+        .with_root_certificates(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        })
+        .with_no_client_auth();
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let bare_tls = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
         Box::leak(Box::new(Clients {
             perf,
             bare,
+            bare_tls,
             addr,
             url: format!("http://{addr}/item"),
         }))
