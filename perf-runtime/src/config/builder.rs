@@ -99,6 +99,8 @@ impl PerfConfigBuilder {
         db_min_connections: u32;
         /// `DB_ACQUIRE_TIMEOUT`: longest wait for a pooled connection (positive).
         db_acquire_timeout: Duration;
+        /// `DB_QUERY_TIMEOUT`: longest a query may run once it has a connection (positive).
+        db_query_timeout: Duration;
         /// `DB_IDLE_TIMEOUT`: an idle connection above the minimum is closed after this (positive).
         db_idle_timeout: Duration;
         /// `DB_MAX_LIFETIME`: a connection is replaced after this (positive).
@@ -209,6 +211,7 @@ impl PerfConfigBuilder {
         }
         for (variable, value) in [
             ("DB_ACQUIRE_TIMEOUT", config.db_acquire_timeout),
+            ("DB_QUERY_TIMEOUT", config.db_query_timeout),
             ("DB_IDLE_TIMEOUT", config.db_idle_timeout),
             ("DB_MAX_LIFETIME", config.db_max_lifetime),
         ] {

@@ -17,6 +17,7 @@ pub const VARIABLES: &[&str] = &[
     "DB_MAX_CONNECTIONS",
     "DB_MIN_CONNECTIONS",
     "DB_ACQUIRE_TIMEOUT",
+    "DB_QUERY_TIMEOUT",
     "DB_IDLE_TIMEOUT",
     "DB_MAX_LIFETIME",
     "DB_PGBOUNCER",
@@ -61,6 +62,9 @@ pub(super) fn read(
     }
     if let Some(limit) = env.seconds("DB_ACQUIRE_TIMEOUT")? {
         builder = builder.db_acquire_timeout(limit);
+    }
+    if let Some(limit) = env.seconds("DB_QUERY_TIMEOUT")? {
+        builder = builder.db_query_timeout(limit);
     }
     if let Some(limit) = env.seconds("DB_IDLE_TIMEOUT")? {
         builder = builder.db_idle_timeout(limit);

@@ -12,6 +12,7 @@
 //! | `DB_MAX_CONNECTIONS` | `50` | PostgreSQL pool size |
 //! | `DB_MIN_CONNECTIONS` | `0` | connections the pool keeps open when idle (at most `DB_MAX_CONNECTIONS`) |
 //! | `DB_ACQUIRE_TIMEOUT` | `3` | seconds a query waits for a pooled connection before it fails |
+//! | `DB_QUERY_TIMEOUT` | `30` | seconds a query may run once it has a connection; past it the call fails and the connection is closed |
 //! | `DB_IDLE_TIMEOUT` | `600` | seconds an idle connection above the minimum stays open |
 //! | `DB_MAX_LIFETIME` | `1800` | seconds before a connection is replaced |
 //! | `DB_PGBOUNCER` | `false` | the database is reached through PgBouncer in transaction mode; also on with `?pgbouncer=true` in `DATABASE_URL` |
@@ -80,6 +81,11 @@ pub struct PerfConfig {
     /// `DB_ACQUIRE_TIMEOUT`: longest wait for a pooled connection.
     #[serde(rename = "db_acquire_timeout_seconds", serialize_with = "seconds")]
     pub db_acquire_timeout: Duration,
+    /// `DB_QUERY_TIMEOUT`: longest a query may run once it has a connection;
+    /// past it the call fails and the connection is closed (a network that
+    /// drops packets would otherwise hold the call until TCP gives up).
+    #[serde(rename = "db_query_timeout_seconds", serialize_with = "seconds")]
+    pub db_query_timeout: Duration,
     /// `DB_IDLE_TIMEOUT`: an idle connection above the minimum is closed after this.
     #[serde(rename = "db_idle_timeout_seconds", serialize_with = "seconds")]
     pub db_idle_timeout: Duration,
@@ -142,6 +148,7 @@ impl Default for PerfConfig {
             db_max_connections: 50,
             db_min_connections: 0,
             db_acquire_timeout: Duration::from_secs(3),
+            db_query_timeout: Duration::from_secs(30),
             db_idle_timeout: Duration::from_secs(600),
             db_max_lifetime: Duration::from_secs(1800),
             db_pgbouncer: false,

@@ -39,6 +39,14 @@ pub enum DbError {
         /// What the server or driver said, password redacted.
         reason: String,
     },
+    /// The query ran past `DB_QUERY_TIMEOUT`; its connection was closed.
+    #[error("a query on {server} ran past {} s (DB_QUERY_TIMEOUT); its connection was closed", timeout.as_secs_f64())]
+    TimedOut {
+        /// The server, password redacted.
+        server: String,
+        /// The query timeout (`DB_QUERY_TIMEOUT`).
+        timeout: Duration,
+    },
     /// The write succeeded, but cached results of its tables could not be
     /// dropped everywhere.
     #[error(

@@ -28,6 +28,17 @@ impl Lent {
     }
 }
 
+impl Lent {
+    /// Drops the connection instead of handing it back (its slot is freed):
+    /// for a connection left in the middle of a query.
+    pub(super) fn discard(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Detached from the pool, the connection closes on drop.
+            drop(conn.detach());
+        }
+    }
+}
+
 impl Deref for Lent {
     type Target = PgConnection;
 

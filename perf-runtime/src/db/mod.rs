@@ -55,7 +55,9 @@
 //! # Outages
 //!
 //! A query waits at most `DB_ACQUIRE_TIMEOUT` for a connection, then fails
-//! with [`DbError::Unavailable`] naming the server (password masked).
+//! with [`DbError::Unavailable`] naming the server (password masked), and
+//! runs at most `DB_QUERY_TIMEOUT` once it has one ([`DbError::TimedOut`];
+//! the connection is then closed, so a dead network never holds a call).
 //! Connections are tested before use, so after a server restart the pool
 //! drops the dead ones and opens new ones by itself.
 //!
@@ -105,6 +107,7 @@ struct Inner {
     server: SecretUrl,
     pgbouncer: bool,
     acquire_timeout: Duration,
+    query_timeout: Duration,
     max_connections: u32,
 }
 
@@ -116,6 +119,7 @@ impl Db {
                 server,
                 pgbouncer: config.db_pgbouncer,
                 acquire_timeout: config.db_acquire_timeout,
+                query_timeout: config.db_query_timeout,
                 max_connections: config.db_max_connections,
             }),
         }

@@ -85,12 +85,25 @@ impl Db {
         query: impl for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<R, sqlx::Error>>,
     ) -> Result<R, DbError> {
         let mut conn = self.acquire().await?;
-        let result = if self.inner.pgbouncer {
-            in_transaction(&mut conn, query).await
-        } else {
-            query(&mut conn).await
+        let run = async {
+            if self.inner.pgbouncer {
+                in_transaction(&mut conn, query).await
+            } else {
+                query(&mut conn).await
+            }
         };
-        result.map_err(|error| self.query_failed(&error))
+        match tokio::time::timeout(self.inner.query_timeout, run).await {
+            Ok(result) => result.map_err(|error| self.query_failed(&error)),
+            Err(_) => {
+                // Mid-protocol, the connection cannot be reused: close it
+                // rather than hand it back.
+                conn.discard();
+                Err(DbError::TimedOut {
+                    server: self.server(),
+                    timeout: self.inner.query_timeout,
+                })
+            }
+        }
     }
 
     async fn acquire(&self) -> Result<Lent, DbError> {
