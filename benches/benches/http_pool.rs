@@ -31,8 +31,9 @@ const MAX_IDLE_PER_HOST: usize = 64;
 struct Clients {
     perf: HttpClient,
     bare: Client<HttpConnector, Full<Bytes>>,
-    /// As `bare`, behind the TLS-capable connector the framework uses (plain
-    /// http still): separates the connector's cost from the framework's.
+    /// As `bare`, built as the framework builds its client (TLS-capable
+    /// connector offering HTTP/1 and HTTP/2, hyper timers; plain http still):
+    /// separates hyper-util's configuration from the framework's own work.
     bare_tls: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     addr: SocketAddr,
     url: String,
@@ -160,11 +161,13 @@ fn main() {
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
+            .enable_http2()
             .wrap_connector(tcp);
         let bare_tls = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE)
             .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
             .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
             .build(connector);
         Box::leak(Box::new(Clients {
             perf,
