@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use perf_runtime::db::{Db, DbError, Params};
+use perf_runtime::db::{Db, Params};
 use perf_runtime::{Perf, PerfConfig};
 use support::fault_proxy::{Fault, FaultProxy};
+use support::pg_pool::{one, start_pool, through, upstream};
 use support::pg_server::PgServer;
 
 const POOL: u32 = 4;
@@ -121,14 +122,7 @@ async fn start(url: &str) -> (Perf, Db) {
         .enable_monitoring(false)
         .build()
         .expect("valid config");
-    let perf = Perf::start(config).await.expect("start");
-    let db = perf.db().expect("a database is configured");
-    (perf, db)
-}
-
-async fn one(db: &Db) -> Result<Option<(i32,)>, DbError> {
-    db.fetch_optional("SELECT $1::int4", Params::new().bind(1_i32))
-        .await
+    start_pool(config).await
 }
 
 /// Every slot serves again: as many slow queries as the pool holds run
@@ -191,18 +185,8 @@ async fn a_network_blackholed_for_20_s_under_load_fails_fast_and_heals() {
     let Some(database) = support::service_url("DATABASE_URL") else {
         return;
     };
-    let upstream = {
-        let (_, rest) = database.rsplit_once('@').expect("url with credentials");
-        let (host_port, _) = rest.split_once('/').expect("url with a database");
-        host_port.parse().expect("an IP address and port")
-    };
-    let proxy = FaultProxy::start(upstream).await;
-    let through = {
-        let (scheme_and_user, rest) = database.rsplit_once('@').expect("url with credentials");
-        let (_, path) = rest.split_once('/').expect("url with a database");
-        format!("{scheme_and_user}@{}/{path}", proxy.addr())
-    };
-    let (perf, db) = start(&through).await;
+    let proxy = FaultProxy::start(upstream(&database)).await;
+    let (perf, db) = start(&through(&database, proxy.addr())).await;
     let load = Load::start(&db);
     tokio::time::sleep(Duration::from_secs(1)).await;
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use perf_runtime::db::{Db, DbError, Params};
 use perf_runtime::{Perf, PerfConfig};
 use support::fault_proxy::{Fault, FaultProxy};
+use support::pg_pool::{one, start_pool, through, upstream};
 use support::pg_server::{PASSWORD, PgServer};
 
 async fn start(url: &str, max_connections: u32, acquire_timeout: Duration) -> (Perf, Db) {
@@ -20,14 +21,7 @@ async fn start(url: &str, max_connections: u32, acquire_timeout: Duration) -> (P
         .enable_monitoring(false)
         .build()
         .expect("valid config");
-    let perf = Perf::start(config).await.expect("start");
-    let db = perf.db().expect("a database is configured");
-    (perf, db)
-}
-
-async fn one(db: &Db) -> Result<Option<(i32,)>, DbError> {
-    db.fetch_optional("SELECT $1::int4", Params::new().bind(1_i32))
-        .await
+    start_pool(config).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,13 +150,6 @@ async fn queries_queue_for_a_busy_pool_and_give_up_on_the_timeout() {
     perf.shutdown().await;
 }
 
-/// `url` with its `host:port` replaced by `addr`.
-fn through(url: &str, addr: std::net::SocketAddr) -> String {
-    let (scheme_and_user, rest) = url.rsplit_once('@').expect("url with credentials");
-    let (_, path) = rest.split_once('/').expect("url with a database");
-    format!("{scheme_and_user}@{addr}/{path}")
-}
-
 /// A network that swallows packets (no reset, sockets stay open): the
 /// pool's connection test hangs, and the acquire timeout still ends the
 /// call; once the network is back the pool serves again with all its
@@ -172,12 +159,7 @@ async fn a_blackholed_server_fails_on_the_timeout_and_the_pool_heals() {
     let Some(database) = support::service_url("DATABASE_URL") else {
         return;
     };
-    let upstream = {
-        let (_, rest) = database.rsplit_once('@').expect("url with credentials");
-        let (host_port, _) = rest.split_once('/').expect("url with a database");
-        host_port.parse().expect("an IP address and port")
-    };
-    let proxy = FaultProxy::start(upstream).await;
+    let proxy = FaultProxy::start(upstream(&database)).await;
     let (perf, db) = start(&through(&database, proxy.addr()), 2, Duration::from_secs(1)).await;
     assert_eq!(one(&db).await.expect("through the proxy"), Some((1,)));
 
