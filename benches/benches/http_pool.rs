@@ -1,9 +1,17 @@
+//! The server runs on a thread of its own (one core), the clients on a
+//! one-worker runtime (the other core).
+//!
 //! Requests to a loopback axum server through `perf_runtime::http::HttpClient`
 //! against, in the same run, a bare `hyper-util` pooled client with the
 //! same pool settings, and a new connection (TCP + HTTP/1 handshake) per
 //! request. One task, and 32 concurrent tasks. What the framework adds per
 //! request: the host's breaker, rate limit and connection cap, the retry
 //! loop's bookkeeping and the metrics.
+//!
+//! Then the pooled cases again in interleaved rounds, wall time and process
+//! CPU per request, whose medians give the ratios reported (criterion runs
+//! the cases one after another, and this machine drifts more between them
+//! than the difference measured).
 //!
 //! Run with: `cargo bench -p perf-benches --bench http_pool`
 
@@ -47,7 +55,9 @@ async fn one_request(case: &str, clients: &Clients) -> usize {
         }
         "bare_hyper_util" | "bare_hyper_util_tls_connector" => {
             let uri: hyper::Uri = clients.url.parse().expect("uri");
+            // The request `HttpClient::get` sends.
             let request = hyper::Request::get(uri)
+                .header(hyper::header::ACCEPT, "application/json")
                 .body(Full::new(Bytes::new()))
                 .expect("request");
             let response = if case == "bare_hyper_util" {
@@ -110,9 +120,72 @@ fn run(
     })
 }
 
+/// The loopback server, on a runtime and thread of its own, as if it were
+/// another process: with client and server on one runtime, tokio placed a
+/// connection's two ends on one worker for one client and on two for the
+/// next, and that alone moved a one-task run by 30%.
+fn serve_on_own_thread() -> SocketAddr {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("bench-server".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("server runtime");
+            runtime.block_on(async move {
+                let app = axum::Router::new().route(
+                    "/item",
+                    axum::routing::get(|| async {
+                        r#"{"id":7,"name":"item-7","tags":["a","b","c"]}"#
+                    }),
+                );
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind loopback");
+                sender
+                    .send(listener.local_addr().expect("address"))
+                    .expect("hand the address over");
+                axum::serve(listener, app).await.expect("serve");
+            });
+        })
+        .expect("server thread");
+    receiver.recv().expect("server address")
+}
+
+/// Interleaved rounds, and requests per case and round (1 task, 32 tasks).
+const ROUNDS: usize = 7;
+const ROUND_REQUESTS: [u64; 2] = [20_000, 100_000];
+
+fn interleaved(runtime: &tokio::runtime::Runtime, clients: &'static Clients) {
+    let cells = [("http_pool_one_task", 1), ("http_pool_32_tasks", TASKS)];
+    for ((title, tasks), calls) in cells.into_iter().zip(ROUND_REQUESTS) {
+        let rows = perf_benches::interleave(ROUNDS, &CASES[..3], calls, |case, calls| {
+            run(runtime, clients, case, calls, tasks);
+        });
+        perf_benches::print_interleaved(title, "bare_hyper_util", &rows);
+    }
+}
+
+/// `HTTP_POOL_PROFILE=case[:tasks]`: only that case, 200,000 requests, for
+/// running under `perf record` or `perf stat`.
+fn profile(runtime: &tokio::runtime::Runtime, clients: &'static Clients, wanted: &str) {
+    let (case, tasks) = wanted.split_once(':').unwrap_or((wanted, "32"));
+    let case = CASES
+        .iter()
+        .find(|known| **known == case)
+        .unwrap_or_else(|| panic!("HTTP_POOL_PROFILE: expected one of {CASES:?}, got {case:?}"));
+    let tasks: u64 = tasks.parse().expect("HTTP_POOL_PROFILE: tasks, a number");
+    let took = run(runtime, clients, case, 200_000, tasks);
+    println!(
+        "{case}, {tasks} tasks: {:.2} µs per request",
+        took.as_secs_f64() * 5.0
+    );
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .enable_all()
         .build()
         .expect("runtime");
@@ -123,15 +196,7 @@ fn main() {
             .build()
             .expect("valid config");
         perf_runtime::init(config).await.expect("init");
-        let app = axum::Router::new().route(
-            "/item",
-            axum::routing::get(|| async { r#"{"id":7,"name":"item-7","tags":["a","b","c"]}"# }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("address");
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let addr = serve_on_own_thread();
         let perf = HttpClient::builder()
             .pool_idle_timeout(POOL_IDLE)
             .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
@@ -178,6 +243,9 @@ fn main() {
         }))
     });
 
+    if let Ok(wanted) = std::env::var("HTTP_POOL_PROFILE") {
+        return profile(&runtime, clients, &wanted);
+    }
     let mut criterion = Criterion::default()
         .output_directory(&perf_benches::criterion_dir())
         .warm_up_time(Duration::from_secs(1))
@@ -196,8 +264,6 @@ fn main() {
     criterion.final_summary();
     for (group_name, _) in cells {
         perf_benches::print_ratios(group_name, "bare_hyper_util", CASES);
-        if let Some(ns) = perf_benches::median_ns(group_name, "perf_http_client") {
-            println!("perf_http_client: {:.0} requests/s", 1e9 / ns);
-        }
     }
+    interleaved(&runtime, clients);
 }

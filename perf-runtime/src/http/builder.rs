@@ -9,7 +9,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::breaker::BreakerPolicy;
 use super::bucket::RateLimit;
-use super::client::{HttpClient, Inner};
+use super::client::{HttpClient, Inner, Pooled};
 use super::host::{HostSettings, Hosts};
 use super::{HttpError, RetryPolicy};
 use crate::PerfConfig;
@@ -175,22 +175,20 @@ impl HttpClientBuilder {
         })
         .with_no_client_auth();
         let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
         tcp.set_nodelay(true);
         tcp.set_connect_timeout(Some(self.connect_timeout));
+        let plain = self.pool_settings().build(tcp.clone());
+        tcp.enforce_http(false);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
             .wrap_connector(tcp);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(self.pool_idle_timeout)
-            .pool_max_idle_per_host(self.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http2_only(self.http2_prior_knowledge)
-            .build(connector);
+        let client = Pooled {
+            tls: self.pool_settings().build(connector),
+            plain,
+        };
         let hosts = Hosts::new(HostSettings {
             max_connections: self.max_connections_per_host,
             rate_limit: self.rate_limit,
@@ -208,6 +206,18 @@ impl HttpClientBuilder {
             max_response_bytes: self.max_response_bytes,
             concurrency_limit: self.concurrency_limit,
         }))
+    }
+
+    /// hyper-util's pool settings, the same for both schemes.
+    fn pool_settings(&self) -> hyper_util::client::legacy::Builder {
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .pool_max_idle_per_host(self.pool_max_idle_per_host)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http2_only(self.http2_prior_knowledge);
+        builder
     }
 
     fn check(&self) -> Result<(), HttpError> {

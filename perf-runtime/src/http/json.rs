@@ -1,7 +1,7 @@
 //! JSON helpers over [`HttpClient::send`]: the common case in one call.
 
 use bytes::Bytes;
-use http::{Method, Request, header};
+use http::{HeaderValue, Method, Request, Uri, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -47,7 +47,7 @@ impl HttpClient {
             host: url
                 .parse()
                 .ok()
-                .and_then(|uri| host_name(&uri).ok())
+                .and_then(|uri| host_name(&uri).ok().map(String::from))
                 .unwrap_or_default(),
             source,
         })?;
@@ -67,15 +67,19 @@ fn request(
     body: Bytes,
     content_type: Option<&'static str>,
 ) -> Result<Request<Bytes>, HttpError> {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(url)
-        .header(header::ACCEPT, "application/json");
-    if let Some(content_type) = content_type {
-        builder = builder.header(header::CONTENT_TYPE, content_type);
-    }
-    builder.body(body).map_err(|error| HttpError::InvalidUrl {
+    let uri = url.parse::<Uri>().map_err(|error| HttpError::InvalidUrl {
         url: masked(url),
         reason: error.to_string(),
-    })
+    })?;
+    // Built in place rather than through `Request::builder`, whose checks
+    // are for names and values that are not known to be valid.
+    let mut request = Request::new(body);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    let headers = request.headers_mut();
+    headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    if let Some(content_type) = content_type {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    Ok(request)
 }

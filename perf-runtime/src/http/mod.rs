@@ -34,6 +34,7 @@ mod json;
 mod metrics;
 mod response;
 mod retry;
+mod watchdog;
 
 pub use breaker::{BreakerPolicy, BreakerState};
 pub use bucket::RateLimit;

@@ -110,11 +110,11 @@ impl HttpResponse {
         {
             return Err(self.body.held.too_large());
         }
-        let host = self.host().to_owned();
-        match tokio::time::timeout_at(self.deadline, self.body.collect()).await {
+        let host = Arc::clone(&self.body.held.host);
+        match super::watchdog::deadline(self.deadline, self.body.collect()).await {
             Ok(collected) => Ok(collected?.to_bytes()),
             Err(_) => Err(HttpError::DeadlineExceeded {
-                host,
+                host: host.to_string(),
                 deadline: self.deadline_total,
                 attempts: self.attempts,
             }),
@@ -127,9 +127,12 @@ impl HttpResponse {
     ///
     /// As [`Self::bytes`], plus [`HttpError::Json`].
     pub async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, HttpError> {
-        let host = self.host().to_owned();
+        let host = Arc::clone(&self.body.held.host);
         let bytes = self.bytes().await?;
-        serde_json::from_slice(&bytes).map_err(|source| HttpError::Json { host, source })
+        serde_json::from_slice(&bytes).map_err(|source| HttpError::Json {
+            host: host.to_string(),
+            source,
+        })
     }
 
     /// The body as a stream of chunks as they arrive (for SSE), with no
