@@ -12,6 +12,7 @@
 mod args;
 mod endpoint;
 mod item;
+mod job;
 mod profile;
 
 use proc_macro::TokenStream;
@@ -30,4 +31,12 @@ pub fn profile(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn fast_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
     endpoint::expand(args.into(), item.into()).into()
+}
+
+/// Turns an async function into a background job: calling it stores the job
+/// and returns its handle; a worker runs the body. See `perf_runtime::jobs`
+/// and the attribute's re-export for its arguments.
+#[proc_macro_attribute]
+pub fn async_job(args: TokenStream, item: TokenStream) -> TokenStream {
+    job::expand(args.into(), item.into()).into()
 }

@@ -27,3 +27,6 @@ pub trait JsonCodec {}
 pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
+
+/// What `#[async_job]` expands to.
+pub use crate::jobs::__private as jobs;

@@ -57,6 +57,7 @@ pub mod db;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+pub mod jobs;
 mod lifecycle;
 pub mod limit;
 pub mod monitor;
@@ -87,9 +88,13 @@ pub use perf_macros::profile;
 #[doc = include_str!("../docs/fast_endpoint.md")]
 pub use perf_macros::fast_endpoint;
 
+#[cfg(feature = "macros")]
+#[doc = include_str!("../docs/async_job.md")]
+pub use perf_macros::async_job;
+
 /// What an annotated service needs in scope: `use perf_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::{Perf, PerfConfig, global, init, shutdown};
     #[cfg(feature = "macros")]
-    pub use crate::{fast_endpoint, profile};
+    pub use crate::{async_job, fast_endpoint, profile};
 }

@@ -81,3 +81,22 @@ pub const DB_POOL_ACQUIRE_TIMEOUTS: &str = "perf_db_pool_acquire_timeouts_total"
 /// call asked the database; `hit`: it did not, the result came from the
 /// cache or from a concurrent call of the same key).
 pub const DB_QUERY_CACHE_REQUESTS: &str = "perf_db_query_cache_requests_total";
+/// Counter: jobs stored, by `queue` and `priority`.
+pub const JOBS_ENQUEUED: &str = "perf_jobs_enqueued_total";
+/// Counter: job attempts started, by `queue` and `priority`.
+pub const JOBS_STARTED: &str = "perf_jobs_started_total";
+/// Counter: attempts that ended, by `queue`, `priority` and `outcome`
+/// (`succeeded`, `retried`, `dead`, `snoozed`, `lease_lost`).
+pub const JOBS_FINISHED: &str = "perf_jobs_finished_total";
+/// Counter: jobs taken back from a worker whose lease ran out, by `outcome`
+/// (`rescued`, `dead`).
+pub const JOBS_RESCUED: &str = "perf_jobs_rescued_total";
+/// Gauge: jobs per `queue` and `state` (`available`, `scheduled`,
+/// `running`, `dead`).
+pub const JOBS_QUEUE_DEPTH: &str = "perf_jobs_queue_depth";
+/// Histogram: from the time a job could run to its start, by `queue`.
+pub const JOBS_WAIT: &str = "perf_jobs_wait_seconds";
+/// Histogram: one attempt's run time, by `queue`.
+pub const JOBS_RUN: &str = "perf_jobs_run_seconds";
+/// Gauge: jobs running in this process.
+pub const JOBS_WORKERS_BUSY: &str = "perf_jobs_workers_busy";

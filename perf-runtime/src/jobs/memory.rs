@@ -1,0 +1,520 @@
+//! [`MemoryStore`]: the embedded default job store.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use super::model::{Claimed, JobId, JobRecord, JobState, Lease, NewJob, Priority, WorkerId};
+use super::store::{AfterFailure, Enqueued, Fenced, JobStore, QueueDepth, StoreError};
+
+/// Pending jobs a memory store holds by default.
+pub const DEFAULT_CAPACITY: usize = 1_000_000;
+/// Finished jobs whose record is kept for status queries and `wait()`.
+const FINISHED_KEPT: usize = 10_000;
+
+/// Jobs kept in this process's memory.
+///
+/// **Queued and running jobs are lost when the process exits** (a crash, a
+/// deploy, a restart): use the Redis or PostgreSQL store for jobs that must
+/// survive one. Within the process it keeps the same contract as the
+/// durable stores (priorities, leases, retries, dead letters, unique keys),
+/// so code and tests move between stores unchanged. It is bounded: past
+/// its capacity of pending jobs, enqueueing fails with an error.
+pub struct MemoryStore {
+    state: Mutex<State>,
+    work: Notify,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    next_token: u64,
+    /// Orders jobs made runnable at the same priority.
+    next_ready_seq: u64,
+    jobs: HashMap<JobId, Entry>,
+    /// Runnable jobs per queue, highest priority then oldest first.
+    ready: HashMap<String, BTreeSet<(Reverse<Priority>, u64, JobId)>>,
+    scheduled: BTreeSet<(SystemTime, JobId)>,
+    running: HashSet<JobId>,
+    unique: HashMap<String, JobId>,
+    /// Dead jobs in the order they died.
+    dead: BTreeSet<(u64, JobId)>,
+    next_dead_seq: u64,
+    /// Completed jobs, oldest first, kept for status queries.
+    finished: VecDeque<JobId>,
+    paused: HashSet<String>,
+}
+
+struct Entry {
+    record: JobRecord,
+    /// Set while running: the token and until when.
+    lease: Option<(u64, Instant)>,
+    /// The key in `ready`, while runnable.
+    ready_key: Option<(Reverse<Priority>, u64, JobId)>,
+    dead_seq: Option<u64>,
+}
+
+impl MemoryStore {
+    /// A store holding up to [`DEFAULT_CAPACITY`] pending jobs.
+    pub fn new() -> Self {
+        Self::with_capacity(DEFAULT_CAPACITY)
+    }
+
+    /// A store holding up to `capacity` pending jobs.
+    pub fn with_capacity(capacity: usize) -> Self {
+        MemoryStore {
+            state: Mutex::new(State::default()),
+            work: Notify::new(),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("MemoryStore")
+            .field("jobs", &state.jobs.len())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl State {
+    fn pending(&self) -> usize {
+        self.jobs.len() - self.dead.len() - self.finished.len()
+    }
+
+    fn insert(&mut self, job: NewJob, now: SystemTime) -> Enqueued {
+        if let Some(key) = &job.unique_key
+            && let Some(&id) = self.unique.get(key)
+        {
+            return Enqueued {
+                id,
+                duplicate: true,
+            };
+        }
+        self.next_id += 1;
+        let id = JobId(self.next_id);
+        if let Some(key) = &job.unique_key {
+            self.unique.insert(key.clone(), id);
+        }
+        let run_at = job.run_at;
+        self.jobs.insert(
+            id,
+            Entry {
+                record: JobRecord {
+                    id,
+                    job,
+                    state: JobState::Scheduled,
+                    attempts: 0,
+                    rescues: 0,
+                    last_error: None,
+                    enqueued_at: now,
+                    finished_at: None,
+                },
+                lease: None,
+                ready_key: None,
+                dead_seq: None,
+            },
+        );
+        self.schedule(id, run_at, now);
+        Enqueued {
+            id,
+            duplicate: false,
+        }
+    }
+
+    /// Makes the job runnable at `at` (now, or later).
+    fn schedule(&mut self, id: JobId, at: SystemTime, now: SystemTime) {
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        entry.lease = None;
+        self.running.remove(&id);
+        if at <= now {
+            self.next_ready_seq += 1;
+            let key = (Reverse(entry.record.job.priority), self.next_ready_seq, id);
+            entry.record.state = JobState::Available;
+            entry.ready_key = Some(key);
+            self.ready
+                .entry(entry.record.job.queue.clone())
+                .or_default()
+                .insert(key);
+        } else {
+            entry.record.state = JobState::Scheduled;
+            entry.record.job.run_at = at;
+            self.scheduled.insert((at, id));
+        }
+    }
+
+    /// Moves scheduled jobs whose time has come to their ready queues.
+    fn promote(&mut self, now: SystemTime) {
+        while let Some(&(at, id)) = self.scheduled.first() {
+            if at > now {
+                break;
+            }
+            self.scheduled.pop_first();
+            self.schedule(id, now, now);
+        }
+    }
+
+    /// The entry if `lease` is still its current lease.
+    fn leased(&mut self, lease: &Lease) -> Option<&mut Entry> {
+        self.jobs
+            .get_mut(&lease.id)
+            .filter(|entry| entry.lease.is_some_and(|(token, _)| token == lease.token))
+    }
+
+    fn finish(&mut self, id: JobId, state: JobState, error: Option<String>, now: SystemTime) {
+        self.running.remove(&id);
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        entry.lease = None;
+        entry.record.state = state;
+        entry.record.finished_at = Some(now);
+        if error.is_some() {
+            entry.record.last_error = error;
+        }
+        if let Some(key) = &entry.record.job.unique_key {
+            self.unique.remove(key);
+        }
+        if state == JobState::Dead {
+            self.next_dead_seq += 1;
+            entry.dead_seq = Some(self.next_dead_seq);
+            self.dead.insert((self.next_dead_seq, id));
+        } else {
+            // A finished job's arguments are no longer needed.
+            entry.record.job.payload = Vec::new();
+            self.finished.push_back(id);
+            while self.finished.len() > FINISHED_KEPT {
+                if let Some(old) = self.finished.pop_front() {
+                    self.jobs.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl JobStore for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
+        let enqueued = {
+            let mut state = self.lock();
+            if state.pending() >= self.capacity {
+                return Err(StoreError::Full {
+                    capacity: self.capacity,
+                });
+            }
+            state.insert(job, SystemTime::now())
+        };
+        self.work.notify_one();
+        Ok(enqueued)
+    }
+
+    async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
+        let enqueued = {
+            let mut state = self.lock();
+            if state.pending() + jobs.len() > self.capacity {
+                return Err(StoreError::Full {
+                    capacity: self.capacity,
+                });
+            }
+            let now = SystemTime::now();
+            jobs.into_iter().map(|job| state.insert(job, now)).collect()
+        };
+        self.work.notify_one();
+        Ok(enqueued)
+    }
+
+    async fn claim(
+        &self,
+        _worker: &WorkerId,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let now = SystemTime::now();
+        let until = Instant::now() + lease;
+        let mut state = self.lock();
+        state.promote(now);
+        let mut claimed = Vec::new();
+        while claimed.len() < limit {
+            // The best job at the head of any unpaused queue asked for.
+            let best = queues
+                .iter()
+                .filter(|queue| !state.paused.contains(*queue))
+                .filter_map(|queue| {
+                    let head = state.ready.get(queue)?.first()?;
+                    Some((*head, queue))
+                })
+                .min_by_key(|(head, _)| *head);
+            let Some((key, queue)) = best else {
+                break;
+            };
+            let queue = queue.clone();
+            if let Some(ready) = state.ready.get_mut(&queue) {
+                ready.remove(&key);
+            }
+            state.next_token += 1;
+            let token = state.next_token;
+            let id = key.2;
+            state.running.insert(id);
+            let Some(entry) = state.jobs.get_mut(&id) else {
+                continue;
+            };
+            entry.ready_key = None;
+            entry.lease = Some((token, until));
+            entry.record.state = JobState::Running;
+            entry.record.attempts += 1;
+            claimed.push(Claimed {
+                record: entry.record.clone(),
+                lease: Lease { id, token },
+            });
+        }
+        Ok(claimed)
+    }
+
+    async fn heartbeat(&self, lease: &Lease, extend: Duration) -> Result<Fenced, StoreError> {
+        let mut state = self.lock();
+        Ok(match state.leased(lease) {
+            Some(entry) => {
+                entry.lease = Some((lease.token, Instant::now() + extend));
+                Fenced::Accepted
+            }
+            None => Fenced::Stale,
+        })
+    }
+
+    async fn complete(&self, lease: &Lease) -> Result<Fenced, StoreError> {
+        let mut state = self.lock();
+        if state.leased(lease).is_none() {
+            return Ok(Fenced::Stale);
+        }
+        state.finish(lease.id, JobState::Completed, None, SystemTime::now());
+        Ok(Fenced::Accepted)
+    }
+
+    async fn fail(
+        &self,
+        lease: &Lease,
+        error: &str,
+        retry_at: Option<SystemTime>,
+    ) -> Result<AfterFailure, StoreError> {
+        let now = SystemTime::now();
+        let after = {
+            let mut state = self.lock();
+            let Some(entry) = state.leased(lease) else {
+                return Ok(AfterFailure::Stale);
+            };
+            entry.record.last_error = Some(error.to_owned());
+            let attempts_left = entry.record.attempts < entry.record.job.max_attempts;
+            match retry_at.filter(|_| attempts_left) {
+                Some(at) => {
+                    state.schedule(lease.id, at, now);
+                    AfterFailure::Retry(at)
+                }
+                None => {
+                    state.finish(lease.id, JobState::Dead, None, now);
+                    AfterFailure::Dead
+                }
+            }
+        };
+        self.work.notify_one();
+        Ok(after)
+    }
+
+    async fn snooze(&self, lease: &Lease, until: SystemTime) -> Result<Fenced, StoreError> {
+        let mut state = self.lock();
+        let Some(entry) = state.leased(lease) else {
+            return Ok(Fenced::Stale);
+        };
+        // Not an attempt: give back the one the claim counted.
+        entry.record.attempts = entry.record.attempts.saturating_sub(1);
+        state.schedule(lease.id, until, SystemTime::now());
+        Ok(Fenced::Accepted)
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<Fenced, StoreError> {
+        let fenced = {
+            let mut state = self.lock();
+            let Some(entry) = state.leased(lease) else {
+                return Ok(Fenced::Stale);
+            };
+            entry.record.attempts = entry.record.attempts.saturating_sub(1);
+            let now = SystemTime::now();
+            state.schedule(lease.id, now, now);
+            Fenced::Accepted
+        };
+        self.work.notify_one();
+        Ok(fenced)
+    }
+
+    async fn bury(&self, lease: &Lease, reason: &str) -> Result<Fenced, StoreError> {
+        let mut state = self.lock();
+        if state.leased(lease).is_none() {
+            return Ok(Fenced::Stale);
+        }
+        state.finish(
+            lease.id,
+            JobState::Dead,
+            Some(reason.to_owned()),
+            SystemTime::now(),
+        );
+        Ok(Fenced::Accepted)
+    }
+
+    async fn rescue_expired(&self, max_rescues: u32) -> Result<(u64, u64), StoreError> {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let (mut rescued, mut buried) = (0, 0);
+        {
+            let mut state = self.lock();
+            let expired: Vec<JobId> = state
+                .running
+                .iter()
+                .copied()
+                .filter(|id| state.jobs[id].lease.is_some_and(|(_, until)| until <= now))
+                .collect();
+            for id in expired {
+                let Some(entry) = state.jobs.get_mut(&id) else {
+                    continue;
+                };
+                entry.record.rescues += 1;
+                if entry.record.rescues > max_rescues {
+                    let reason = format!(
+                        "its worker stopped answering {} times (lease ran out); not run again",
+                        entry.record.rescues
+                    );
+                    state.finish(id, JobState::Dead, Some(reason), wall);
+                    buried += 1;
+                } else {
+                    state.schedule(id, wall, wall);
+                    rescued += 1;
+                }
+            }
+        }
+        if rescued > 0 {
+            self.work.notify_one();
+        }
+        Ok((rescued, buried))
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self.lock().jobs.get(&id).map(|entry| entry.record.clone()))
+    }
+
+    async fn list_dead(
+        &self,
+        queue: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .dead
+            .iter()
+            .map(|(_, id)| &state.jobs[id].record)
+            .filter(|record| queue.is_none_or(|queue| record.job.queue == queue))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn requeue_dead(&self, id: JobId) -> Result<bool, StoreError> {
+        {
+            let mut state = self.lock();
+            let Some(entry) = state.jobs.get_mut(&id) else {
+                return Ok(false);
+            };
+            let Some(seq) = entry.dead_seq.take() else {
+                return Ok(false);
+            };
+            entry.record.attempts = 0;
+            entry.record.rescues = 0;
+            entry.record.finished_at = None;
+            let key = entry.record.job.unique_key.clone();
+            state.dead.remove(&(seq, id));
+            if let Some(key) = key {
+                state.unique.insert(key, id);
+            }
+            let now = SystemTime::now();
+            state.schedule(id, now, now);
+        }
+        self.work.notify_one();
+        Ok(true)
+    }
+
+    async fn purge_dead(&self, queue: Option<&str>) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let doomed: Vec<(u64, JobId)> = state
+            .dead
+            .iter()
+            .copied()
+            .filter(|(_, id)| queue.is_none_or(|queue| state.jobs[id].record.job.queue == queue))
+            .collect();
+        for key in &doomed {
+            state.dead.remove(key);
+            state.jobs.remove(&key.1);
+        }
+        Ok(doomed.len() as u64)
+    }
+
+    async fn pause(&self, queue: &str) -> Result<(), StoreError> {
+        self.lock().paused.insert(queue.to_owned());
+        Ok(())
+    }
+
+    async fn resume(&self, queue: &str) -> Result<(), StoreError> {
+        self.lock().paused.remove(queue);
+        self.work.notify_one();
+        Ok(())
+    }
+
+    async fn depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
+        let state = self.lock();
+        let mut depths: HashMap<&str, QueueDepth> = HashMap::new();
+        for entry in state.jobs.values() {
+            let record = &entry.record;
+            let depth = depths
+                .entry(record.job.queue.as_str())
+                .or_insert_with(|| QueueDepth {
+                    queue: record.job.queue.clone(),
+                    ..QueueDepth::default()
+                });
+            match record.state {
+                JobState::Available => depth.available += 1,
+                JobState::Scheduled => depth.scheduled += 1,
+                JobState::Running => depth.running += 1,
+                JobState::Dead => depth.dead += 1,
+                JobState::Completed => {}
+            }
+        }
+        let mut depths: Vec<QueueDepth> = depths.into_values().collect();
+        depths.sort_by(|a, b| a.queue.cmp(&b.queue));
+        Ok(depths)
+    }
+
+    async fn wait_for_work(&self, within: Duration) {
+        let _ = tokio::time::timeout(within, self.work.notified()).await;
+    }
+}

@@ -1,0 +1,251 @@
+//! Background jobs: `#[async_job]` functions, job stores, and the worker
+//! pool that runs them.
+//!
+//! ```ignore
+//! use perf_runtime::async_job;
+//!
+//! #[async_job(priority = "high", max_retries = 5, timeout = "30s")]
+//! async fn send_welcome(user_id: u64, email: String) -> Result<(), MailError> {
+//!     mailer().send(&email, "Welcome!").await
+//! }
+//!
+//! // Calling it stores the job and returns its handle once stored; a
+//! // worker runs the body, retrying with backoff, dead-lettering at the end.
+//! let handle = send_welcome(7, "a@example.com".into()).await?;
+//! handle.wait().await?;
+//! ```
+//!
+//! - **Stores** keep one contract ([`JobStore`]): priority order, leases
+//!   with heartbeats and fencing tokens, rescue of jobs whose worker died,
+//!   retries with backoff, a dead-letter queue, unique keys, pause/resume,
+//!   snooze. [`MemoryStore`] is the embedded default and **loses queued and
+//!   running jobs when the process exits**.
+//! - **Workers** ([`WorkerPool`]) run up to `MAX_ASYNC_WORKERS` jobs at
+//!   once, each under its timeout with panics caught; a sweeper takes back
+//!   jobs whose lease ran out; shutdown lets running jobs finish within a
+//!   grace period and hands the rest back.
+//! - **Handlers** register themselves at compile time: a worker knows every
+//!   `#[async_job]` linked into the binary, and a job whose name it does
+//!   not know goes to the dead-letter queue with the reason.
+
+mod enqueue;
+mod memory;
+mod metrics;
+mod model;
+mod registry;
+mod store;
+mod worker;
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+pub use enqueue::{Enqueue, JobError, JobHandle};
+pub use memory::{DEFAULT_CAPACITY, MemoryStore};
+pub use model::{
+    Backoff, Claimed, JobId, JobRecord, JobSpec, JobState, Lease, NewJob, Priority, WorkerId,
+};
+pub use registry::{IntoJobOutcome, JobHandler, JobOutcome, MAX_PAYLOAD_BYTES, RunFn};
+pub use store::{AfterFailure, Enqueued, Fenced, JobStore, QueueDepth, StoreError};
+pub use worker::{WorkerConfig, WorkerConfigError, WorkerPool};
+
+/// What the expansion of `#[async_job]` names.
+#[doc(hidden)]
+pub mod __private {
+    pub use super::enqueue::{Enqueue, unique_key};
+    pub use super::model::{Backoff, JobSpec, Priority};
+    pub use super::registry::{IntoJobOutcome, JobHandler, JobOutcome, decode};
+    pub use futures_util::future::BoxFuture;
+    pub use inventory;
+
+    /// A job argument is stored and read back on a worker.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a job argument: it must be serde `Serialize` and `DeserializeOwned`, `Send` and `'static`",
+        label = "stored with the job, so it must be serializable and owned"
+    )]
+    pub trait JobArgument: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
+    impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> JobArgument for T {}
+
+    /// Fails to compile, on the argument's type, when it cannot be stored.
+    pub const fn assert_job_argument<T: JobArgument>() {}
+}
+
+/// A job store and, when started, the worker pool working it. Cloned
+/// freely; clones share both.
+#[derive(Clone)]
+pub struct Jobs {
+    inner: Arc<JobsInner>,
+}
+
+struct JobsInner {
+    store: Arc<dyn JobStore>,
+    pool: Mutex<Option<WorkerPool>>,
+}
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs")
+            .field("store", &self.inner.store.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Jobs {
+    /// Jobs on `store`, no workers yet.
+    pub fn new(store: Arc<dyn JobStore>) -> Self {
+        Jobs {
+            inner: Arc::new(JobsInner {
+                store,
+                pool: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn JobStore> {
+        &self.inner.store
+    }
+
+    /// Starts a worker pool on the store (replacing a running one, which is
+    /// stopped without grace).
+    ///
+    /// # Errors
+    ///
+    /// The configuration's [`WorkerConfigError`].
+    pub fn start_workers(&self, config: WorkerConfig) -> Result<(), WorkerConfigError> {
+        let pool = WorkerPool::start(Arc::clone(&self.inner.store), config)?;
+        *self
+            .inner
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(pool);
+        Ok(())
+    }
+
+    /// True while a worker pool runs in this process.
+    pub fn has_workers(&self) -> bool {
+        self.inner
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// Stops the worker pool: see [`WorkerPool::shutdown`].
+    pub async fn stop_workers(&self, grace: std::time::Duration) {
+        let pool = self
+            .inner
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(pool) = pool {
+            pool.shutdown(grace).await;
+        }
+    }
+
+    /// Stores `job` as it is (for jobs built by hand; `#[async_job]`
+    /// functions build theirs).
+    ///
+    /// # Errors
+    ///
+    /// [`JobError::NotStored`] when the store did not take it.
+    pub async fn enqueue_raw(&self, job: NewJob) -> Result<JobHandle, JobError> {
+        self.enqueue_job("raw", job).await
+    }
+
+    /// Stores every job in one round trip, all or none.
+    ///
+    /// # Errors
+    ///
+    /// [`JobError::NotStored`] when the store did not take them.
+    pub async fn enqueue_batch<A, I>(&self, jobs: I) -> Result<Vec<JobHandle>, JobError>
+    where
+        A: serde::Serialize + Send + 'static,
+        I: IntoIterator<Item = Enqueue<A>>,
+    {
+        let mut name = "batch";
+        let mut batch = Vec::new();
+        for job in jobs {
+            name = job.name();
+            batch.push(job.to_job()?);
+        }
+        let counts = count_by_queue(&batch);
+        let stored = self
+            .inner
+            .store
+            .enqueue_batch(batch)
+            .await
+            .map_err(|source| JobError::NotStored { name, source })?;
+        for ((queue, priority), count) in counts {
+            metrics::enqueued(&queue, priority, count);
+        }
+        Ok(stored
+            .into_iter()
+            .map(|enqueued| self.handle(enqueued))
+            .collect())
+    }
+
+    pub(crate) async fn enqueue_job(
+        &self,
+        name: &'static str,
+        job: NewJob,
+    ) -> Result<JobHandle, JobError> {
+        let (queue, priority) = (job.queue.clone(), job.priority);
+        let enqueued = self
+            .inner
+            .store
+            .enqueue(job)
+            .await
+            .map_err(|source| JobError::NotStored { name, source })?;
+        if !enqueued.duplicate {
+            metrics::enqueued(&queue, priority, 1);
+        }
+        Ok(self.handle(enqueued))
+    }
+
+    fn handle(&self, enqueued: Enqueued) -> JobHandle {
+        JobHandle::new(enqueued.id, enqueued.duplicate, self.clone())
+    }
+}
+
+fn count_by_queue(batch: &[NewJob]) -> std::collections::HashMap<(String, Priority), u64> {
+    let mut counts = std::collections::HashMap::new();
+    for job in batch {
+        *counts.entry((job.queue.clone(), job.priority)).or_default() += 1;
+    }
+    counts
+}
+
+/// The process's job system, once set by [`install`].
+static GLOBAL: Mutex<Option<Jobs>> = Mutex::new(None);
+
+/// Makes `jobs` the process's job system (what `#[async_job]` calls
+/// enqueue into).
+pub fn install(jobs: Jobs) {
+    *GLOBAL.lock().unwrap_or_else(PoisonError::into_inner) = Some(jobs);
+}
+
+/// The process's job system. Before [`install`], the embedded default: a
+/// [`MemoryStore`] with a worker pool started on the current tokio runtime
+/// on first use (`MAX_ASYNC_WORKERS` from the environment, else 100).
+pub fn global() -> Jobs {
+    let mut global = GLOBAL.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(jobs) = &*global {
+        return jobs.clone();
+    }
+    let jobs = Jobs::new(Arc::new(MemoryStore::new()));
+    if tokio::runtime::Handle::try_current().is_ok() {
+        let concurrency = crate::PerfConfig::from_env()
+            .map(|config| config.max_async_workers as usize)
+            .unwrap_or(100);
+        let config = WorkerConfig {
+            concurrency,
+            queues: registry::queues(),
+            ..WorkerConfig::default()
+        };
+        if let Err(error) = jobs.start_workers(config) {
+            tracing::error!(%error, "could not start the default job workers");
+        }
+    }
+    *global = Some(jobs.clone());
+    jobs
+}

@@ -1,0 +1,437 @@
+//! The worker pool: claims jobs while it has free slots, runs each under
+//! its timeout with panics caught, keeps its lease alive with heartbeats,
+//! and reports the outcome to the store. A sweeper takes back jobs whose
+//! worker's lease ran out (in this process or any other).
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use futures_util::FutureExt;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::AbortHandle;
+
+use super::metrics;
+use super::model::{Claimed, JobId, Lease, WorkerId, rand_u64};
+use super::registry::{self, JobOutcome};
+use super::store::{AfterFailure, Fenced, JobStore};
+
+/// How a worker pool runs.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct WorkerConfig {
+    /// Jobs run at once (`MAX_ASYNC_WORKERS`).
+    pub concurrency: usize,
+    /// Queues worked, all at once, the best job first across them.
+    pub queues: Vec<String>,
+    /// How long a claim holds a job without a heartbeat: a worker that dies
+    /// loses its jobs to another after at most this (plus `sweep`).
+    pub lease: Duration,
+    /// How often a running job's lease is extended; at most a third of
+    /// `lease`, so two heartbeats may fail before the lease runs out.
+    pub heartbeat: Duration,
+    /// How often expired leases are looked for.
+    pub sweep: Duration,
+    /// Times a job may lose its worker before it is dead (a job that crashes
+    /// its process must not crash every worker in turn).
+    pub max_rescues: u32,
+    /// Longest wait between claims when the queues are empty (a new job
+    /// wakes the pool sooner).
+    pub idle_poll: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 100,
+            queues: vec!["default".to_owned()],
+            lease: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(10),
+            sweep: Duration::from_secs(1),
+            max_rescues: 3,
+            idle_poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A refused worker configuration.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum WorkerConfigError {
+    /// A setting out of range.
+    #[error("worker setting `{setting}`: {reason}")]
+    Invalid {
+        /// The setting.
+        setting: &'static str,
+        /// What was expected.
+        reason: String,
+    },
+}
+
+impl WorkerConfig {
+    /// Checks the settings against each other.
+    ///
+    /// # Errors
+    ///
+    /// A [`WorkerConfigError`] naming the setting: no queue, zero
+    /// concurrency, a lease under a second, or a heartbeat that cannot keep
+    /// the lease alive (more than a third of it).
+    pub fn check(&self) -> Result<(), WorkerConfigError> {
+        let invalid = |setting, reason: &str| {
+            Err(WorkerConfigError::Invalid {
+                setting,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.concurrency == 0 {
+            return invalid("concurrency", "expected at least 1");
+        }
+        if self.queues.is_empty() {
+            return invalid("queues", "expected at least one queue");
+        }
+        if self.lease < Duration::from_secs(1) {
+            return invalid("lease", "expected at least 1 s");
+        }
+        if self.heartbeat.is_zero() || self.heartbeat.saturating_mul(3) > self.lease {
+            return invalid(
+                "heartbeat",
+                "expected more than zero and at most a third of the lease",
+            );
+        }
+        if self.sweep.is_zero() || self.idle_poll.is_zero() {
+            return invalid("sweep", "expected sweep and idle_poll above zero");
+        }
+        Ok(())
+    }
+}
+
+/// A running worker pool; stopped by [`WorkerPool::shutdown`] (or dropped:
+/// then it stops claiming and leaves running jobs to their leases).
+pub struct WorkerPool {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+struct Shared {
+    store: Arc<dyn JobStore>,
+    config: WorkerConfig,
+    worker: WorkerId,
+    slots: Arc<Semaphore>,
+    running: Mutex<HashMap<JobId, (Lease, AbortHandle)>>,
+}
+
+impl std::fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("worker", &self.shared.worker)
+            .field("store", &self.shared.store.kind())
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+impl WorkerPool {
+    /// Starts claiming from `store` on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// The configuration's [`WorkerConfigError`].
+    pub fn start(
+        store: Arc<dyn JobStore>,
+        config: WorkerConfig,
+    ) -> Result<WorkerPool, WorkerConfigError> {
+        config.check()?;
+        metrics::describe();
+        let shared = Arc::new(Shared {
+            store,
+            slots: Arc::new(Semaphore::new(config.concurrency)),
+            config,
+            worker: WorkerId::fresh(),
+            running: Mutex::new(HashMap::new()),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(claim_loop(Arc::clone(&shared), stopped.clone())),
+            tokio::spawn(sweep_loop(Arc::clone(&shared), stopped)),
+        ];
+        Ok(WorkerPool {
+            shared,
+            stop,
+            tasks,
+        })
+    }
+
+    /// This process's worker id.
+    pub fn worker_id(&self) -> &WorkerId {
+        &self.shared.worker
+    }
+
+    /// Jobs running now.
+    pub fn busy(&self) -> usize {
+        self.shared.config.concurrency - self.shared.slots.available_permits()
+    }
+
+    /// Stops claiming, lets running jobs finish within `grace`, then stops
+    /// the rest and hands them back to the store unrun (their attempt not
+    /// counted), so another worker takes them at once.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.stop.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+        let everyone = u32::try_from(self.shared.config.concurrency).unwrap_or(u32::MAX);
+        let drained = tokio::time::timeout(grace, self.shared.slots.acquire_many(everyone)).await;
+        if drained.is_ok() {
+            return;
+        }
+        let left: Vec<(Lease, AbortHandle)> = self
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .map(|(_, held)| held)
+            .collect();
+        for (lease, abort) in left {
+            abort.abort();
+            if let Err(error) = self.shared.store.release(&lease).await {
+                tracing::warn!(job = %lease.id, %error, "could not hand a job back at shutdown; its lease will run out");
+            }
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn claim_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let mut failures = 0u32;
+    while !*stopped.borrow() {
+        // Wait for a free slot, then claim as many jobs as slots are free.
+        let first = tokio::select! {
+            permit = Arc::clone(&shared.slots).acquire_owned() => permit,
+            _ = stopped.changed() => return,
+        };
+        let Ok(first) = first else {
+            return;
+        };
+        let free = shared.slots.available_permits() + 1;
+        let claimed = shared
+            .store
+            .claim(
+                &shared.worker,
+                &shared.config.queues,
+                free,
+                shared.config.lease,
+            )
+            .await;
+        let claimed = match claimed {
+            Ok(claimed) => {
+                failures = 0;
+                claimed
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!(store = shared.store.kind(), %error, "claiming jobs failed; retrying");
+                drop(first);
+                let wait = Duration::from_millis(100).saturating_mul(1 << failures.min(5));
+                let _ = tokio::time::timeout(wait, stopped.changed()).await;
+                continue;
+            }
+        };
+        if claimed.is_empty() {
+            drop(first);
+            tokio::select! {
+                () = shared.store.wait_for_work(shared.config.idle_poll) => {}
+                _ = stopped.changed() => {}
+            }
+            continue;
+        }
+        let mut permits = Some(first);
+        for job in claimed {
+            let permit = match permits.take() {
+                Some(permit) => permit,
+                // Claimed no more than were free; only this loop takes slots.
+                None => match Arc::clone(&shared.slots).try_acquire_owned() {
+                    Ok(permit) => permit,
+                    Err(_) => {
+                        let _ = shared.store.release(&job.lease).await;
+                        continue;
+                    }
+                },
+            };
+            spawn_job(&shared, job, permit);
+        }
+        metrics::busy(shared.config.concurrency - shared.slots.available_permits());
+    }
+}
+
+fn spawn_job(shared: &Arc<Shared>, job: Claimed, permit: tokio::sync::OwnedSemaphorePermit) {
+    let lease = job.lease.clone();
+    let id = lease.id;
+    let task_shared = Arc::clone(shared);
+    // Registered before the task can finish and remove itself.
+    let mut running = shared
+        .running
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let handle = tokio::spawn(async move {
+        run_job(&task_shared, job).await;
+        task_shared
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        drop(permit);
+    });
+    running.insert(id, (lease, handle.abort_handle()));
+}
+
+async fn run_job(shared: &Shared, job: Claimed) {
+    let Claimed { record, lease } = job;
+    let queue = record.job.queue.clone();
+    let priority = record.job.priority;
+    let waited = SystemTime::now()
+        .duration_since(record.job.run_at)
+        .unwrap_or_default();
+    metrics::started(&queue, priority, waited);
+    let started = tokio::time::Instant::now();
+    let Some(handler) = registry::handler(&record.job.name) else {
+        let reason = format!(
+            "no #[async_job] named `{}` in this binary (it knows: {})",
+            record.job.name,
+            registry::names().join(", ")
+        );
+        bury(shared, &lease, &reason).await;
+        metrics::finished(&queue, priority, "dead", started.elapsed());
+        return;
+    };
+    let heartbeat = keep_alive(shared, lease.clone());
+    let body = AssertUnwindSafe((handler.run)(&record.job.payload)).catch_unwind();
+    let outcome = match tokio::time::timeout(record.job.timeout, body).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(panic)) => JobOutcome::Failed(format!("panicked: {}", panic_message(&*panic))),
+        Err(_) => JobOutcome::Failed(format!("timed out after {:?}", record.job.timeout)),
+    };
+    heartbeat.abort();
+    let ran = started.elapsed();
+    let store = &shared.store;
+    let label = match outcome {
+        JobOutcome::Done => fenced(store.complete(&lease).await, "succeeded"),
+        JobOutcome::Snooze(wait) => fenced(
+            store.snooze(&lease, SystemTime::now() + wait).await,
+            "snoozed",
+        ),
+        JobOutcome::Malformed(reason) => fenced(store.bury(&lease, &reason).await, "dead"),
+        JobOutcome::Failed(error) => {
+            // The claim counted this attempt: after attempt n comes retry n.
+            let wait = record
+                .job
+                .backoff
+                .delay(record.attempts.max(1), unit_random());
+            match store
+                .fail(&lease, &error, Some(SystemTime::now() + wait))
+                .await
+            {
+                Ok(AfterFailure::Retry(_)) => "retried",
+                Ok(AfterFailure::Dead) => "dead",
+                Ok(AfterFailure::Stale) => "lease_lost",
+                Err(error) => {
+                    tracing::warn!(job = %lease.id, %error, "could not record a job failure; its lease will run out");
+                    "store_error"
+                }
+            }
+        }
+    };
+    metrics::finished(&queue, priority, label, ran);
+}
+
+/// The outcome label of a fenced call.
+fn fenced(
+    result: Result<Fenced, super::store::StoreError>,
+    accepted: &'static str,
+) -> &'static str {
+    match result {
+        Ok(Fenced::Accepted) => accepted,
+        Ok(Fenced::Stale) => "lease_lost",
+        Err(error) => {
+            tracing::warn!(%error, "could not record a job's outcome; its lease will run out and it runs again");
+            "store_error"
+        }
+    }
+}
+
+async fn bury(shared: &Shared, lease: &Lease, reason: &str) {
+    tracing::warn!(job = %lease.id, reason, "job moved to the dead-letter queue");
+    if let Err(error) = shared.store.bury(lease, reason).await {
+        tracing::warn!(job = %lease.id, %error, "could not bury a job; its lease will run out");
+    }
+}
+
+/// Extends the job's lease every heartbeat until aborted.
+fn keep_alive(shared: &Shared, lease: Lease) -> AbortHandle {
+    let store = Arc::clone(&shared.store);
+    let (every, extend) = (shared.config.heartbeat, shared.config.lease);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            ticks.tick().await;
+            match store.heartbeat(&lease, extend).await {
+                Ok(Fenced::Accepted) => {}
+                Ok(Fenced::Stale) => {
+                    tracing::warn!(job = %lease.id, "job lease lost (taken over); its outcome will be refused");
+                    return;
+                }
+                Err(error) => tracing::warn!(job = %lease.id, %error, "heartbeat failed"),
+            }
+        }
+    })
+    .abort_handle()
+}
+
+async fn sweep_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let mut depth_every = 0u32;
+    while !*stopped.borrow() {
+        match shared.store.rescue_expired(shared.config.max_rescues).await {
+            Ok((0, 0)) => {}
+            Ok((rescued, buried)) => {
+                tracing::warn!(
+                    rescued,
+                    buried,
+                    "took back jobs whose worker stopped answering"
+                );
+                metrics::rescued(rescued, buried);
+            }
+            Err(error) => tracing::warn!(%error, "sweeping expired job leases failed"),
+        }
+        depth_every += 1;
+        if depth_every % 5 == 1
+            && let Ok(depths) = shared.store.depths().await
+        {
+            for depth in depths {
+                metrics::depth(&depth.queue, "available", depth.available);
+                metrics::depth(&depth.queue, "scheduled", depth.scheduled);
+                metrics::depth(&depth.queue, "running", depth.running);
+                metrics::depth(&depth.queue, "dead", depth.dead);
+            }
+        }
+        let _ = tokio::time::timeout(shared.config.sweep, stopped.changed()).await;
+    }
+}
+
+fn unit_random() -> f64 {
+    (rand_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned())
+}

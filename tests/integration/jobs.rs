@@ -1,0 +1,308 @@
+//! `#[async_job]` end to end on the memory store: enqueue, run on a worker,
+//! retries with backoff, dead letters, unique keys, priorities, inline
+//! runs, snooze, pause, shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use perf_runtime::async_job;
+use perf_runtime::jobs::{JobError, JobOutcome, JobState, Jobs, MemoryStore, WorkerConfig};
+
+static WELCOMES: AtomicU32 = AtomicU32::new(0);
+static FLAKY_RUNS: AtomicU32 = AtomicU32::new(0);
+static SNOOZES: AtomicU32 = AtomicU32::new(0);
+
+#[async_job(queue = "it_welcome")]
+async fn welcome(user_id: u64, email: String) {
+    assert!(!email.is_empty(), "user {user_id}");
+    WELCOMES.fetch_add(1, Ordering::SeqCst);
+}
+
+#[async_job(
+    queue = "it_flaky",
+    max_retries = 3,
+    backoff = "fixed",
+    backoff_base = "10ms"
+)]
+async fn flaky(fail_times: u32) -> Result<(), String> {
+    let run = FLAKY_RUNS.fetch_add(1, Ordering::SeqCst);
+    if run < fail_times {
+        Err(format!("run {run} failed on purpose"))
+    } else {
+        Ok(())
+    }
+}
+
+#[async_job(
+    queue = "it_poison",
+    max_retries = 2,
+    backoff = "fixed",
+    backoff_base = "5ms"
+)]
+async fn poison() -> Result<(), String> {
+    Err("always fails".to_owned())
+}
+
+#[async_job(queue = "it_panic", max_retries = 0)]
+async fn panics() {
+    panic!("boom");
+}
+
+#[async_job(queue = "it_unique", unique = "{account}", delay = "1h")]
+async fn recount(account: u64) {
+    let _ = account;
+}
+
+#[async_job(queue = "it_snooze", max_retries = 0)]
+async fn snoozing() -> JobOutcome {
+    if SNOOZES.fetch_add(1, Ordering::SeqCst) < 2 {
+        JobOutcome::Snooze(Duration::from_millis(10))
+    } else {
+        JobOutcome::Done
+    }
+}
+
+#[async_job(queue = "it_slow", timeout = "1s")]
+async fn slow(millis: u64) {
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+}
+
+fn jobs_with_workers(queues: &[&str], concurrency: usize) -> Jobs {
+    let jobs = Jobs::new(Arc::new(MemoryStore::new()));
+    let mut config = WorkerConfig::default();
+    config.concurrency = concurrency;
+    config.queues = queues.iter().map(|q| (*q).to_owned()).collect();
+    config.lease = Duration::from_secs(3);
+    config.heartbeat = Duration::from_secs(1);
+    config.sweep = Duration::from_millis(100);
+    jobs.start_workers(config).expect("worker config");
+    jobs
+}
+
+#[tokio::test]
+async fn a_called_job_runs_on_a_worker_and_completes() {
+    let jobs = jobs_with_workers(&["it_welcome"], 4);
+    let before = WELCOMES.load(Ordering::SeqCst);
+    let handle = welcome(1, "a@example.com".to_owned())
+        .on(&jobs)
+        .await
+        .expect("stored");
+    let record = handle.wait().await.expect("completes");
+    assert_eq!(record.state, JobState::Completed);
+    assert_eq!(record.attempts, 1);
+    assert_eq!(WELCOMES.load(Ordering::SeqCst), before + 1);
+}
+
+#[tokio::test]
+async fn failures_are_retried_with_backoff_until_success() {
+    let jobs = jobs_with_workers(&["it_flaky"], 2);
+    FLAKY_RUNS.store(0, Ordering::SeqCst);
+    let handle = flaky(2).on(&jobs).await.expect("stored");
+    let record = handle.wait().await.expect("succeeds on the third attempt");
+    assert_eq!(record.attempts, 3);
+    assert_eq!(
+        record.last_error.as_deref(),
+        Some("run 1 failed on purpose"),
+        "the last failure is kept"
+    );
+}
+
+#[tokio::test]
+async fn a_job_out_of_retries_is_dead_with_its_error_and_can_be_requeued() {
+    let jobs = jobs_with_workers(&["it_poison"], 2);
+    let handle = poison().on(&jobs).await.expect("stored");
+    match handle.wait().await {
+        Err(JobError::Dead { reason, .. }) => assert_eq!(reason, "always fails"),
+        other => panic!("expected a dead job, got {other:?}"),
+    }
+    let record = handle.status().await.expect("status").expect("kept");
+    assert_eq!(record.attempts, 3, "first attempt and max_retries = 2");
+    let dead = jobs
+        .store()
+        .list_dead(Some("it_poison"), 10)
+        .await
+        .expect("list");
+    assert!(dead.iter().any(|job| job.id == handle.id()));
+    assert!(
+        jobs.store()
+            .requeue_dead(handle.id())
+            .await
+            .expect("requeue")
+    );
+    assert!(matches!(handle.wait().await, Err(JobError::Dead { .. })));
+    assert!(
+        jobs.store()
+            .purge_dead(Some("it_poison"))
+            .await
+            .expect("purge")
+            >= 1
+    );
+}
+
+#[tokio::test]
+async fn a_panic_is_a_failure_and_the_worker_goes_on() {
+    let jobs = jobs_with_workers(&["it_panic", "it_welcome"], 2);
+    let handle = panics().on(&jobs).await.expect("stored");
+    match handle.wait().await {
+        Err(JobError::Dead { reason, .. }) => assert!(reason.contains("boom"), "{reason}"),
+        other => panic!("expected a dead job, got {other:?}"),
+    }
+    let after = welcome(2, "b@example.com".to_owned())
+        .on(&jobs)
+        .await
+        .expect("stored");
+    after.wait().await.expect("the worker still runs jobs");
+}
+
+#[tokio::test]
+async fn a_timed_out_attempt_fails_with_the_timeout() {
+    let jobs = jobs_with_workers(&["it_slow"], 1);
+    let handle = slow(5_000).on(&jobs).await.expect("stored");
+    let record = loop {
+        let record = handle.status().await.expect("status").expect("kept");
+        if record.last_error.is_some() {
+            break record;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        record
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("timed out after 1s"),
+        "{record:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_unique_key_returns_the_pending_job() {
+    let jobs = Jobs::new(Arc::new(MemoryStore::new()));
+    let first = recount(7).on(&jobs).await.expect("stored");
+    let again = recount(7).on(&jobs).await.expect("stored");
+    let other = recount(8).on(&jobs).await.expect("stored");
+    assert_eq!(first.id(), again.id());
+    assert!(again.is_duplicate() && !first.is_duplicate());
+    assert_ne!(first.id(), other.id());
+    let record = first.status().await.expect("status").expect("kept");
+    assert_eq!(record.state, JobState::Scheduled, "delay = 1h");
+}
+
+#[tokio::test]
+async fn a_snoozed_job_runs_again_without_spending_attempts() {
+    let jobs = jobs_with_workers(&["it_snooze"], 1);
+    SNOOZES.store(0, Ordering::SeqCst);
+    let handle = snoozing().on(&jobs).await.expect("stored");
+    let record = handle.wait().await.expect("done after two snoozes");
+    assert_eq!(SNOOZES.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        record.attempts, 1,
+        "snoozes are not attempts (max_retries = 0)"
+    );
+}
+
+#[tokio::test]
+async fn inline_runs_the_body_here() {
+    let before = WELCOMES.load(Ordering::SeqCst);
+    welcome(3, "c@example.com".to_owned())
+        .inline()
+        .await
+        .expect("ran");
+    assert_eq!(WELCOMES.load(Ordering::SeqCst), before + 1);
+    let error = poison().inline().await.expect_err("fails");
+    assert!(error.to_string().contains("always fails"), "{error}");
+}
+
+#[tokio::test]
+async fn an_unknown_job_name_goes_to_the_dead_letter_queue_with_a_reason() {
+    let jobs = jobs_with_workers(&["it_unknown"], 1);
+    let handle = jobs
+        .enqueue_raw(perf_runtime::jobs::NewJob {
+            name: "no_such_job".to_owned(),
+            queue: "it_unknown".to_owned(),
+            priority: perf_runtime::jobs::Priority::NORMAL,
+            payload: Vec::new(),
+            run_at: std::time::SystemTime::now(),
+            max_attempts: 3,
+            backoff: perf_runtime::jobs::Backoff::default(),
+            timeout: Duration::from_secs(5),
+            unique_key: None,
+        })
+        .await
+        .expect("stored");
+    match handle.wait().await {
+        Err(JobError::Dead { reason, .. }) => {
+            assert!(
+                reason.contains("no #[async_job] named `no_such_job`"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a dead job, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_payload_goes_to_the_dead_letter_queue_and_the_worker_goes_on() {
+    let jobs = jobs_with_workers(&["it_welcome"], 1);
+    let handle = jobs
+        .enqueue_raw(perf_runtime::jobs::NewJob {
+            name: "welcome".to_owned(),
+            queue: "it_welcome".to_owned(),
+            priority: perf_runtime::jobs::Priority::NORMAL,
+            payload: vec![0xc1, 0xff, 0x00],
+            run_at: std::time::SystemTime::now(),
+            max_attempts: 3,
+            backoff: perf_runtime::jobs::Backoff::default(),
+            timeout: Duration::from_secs(5),
+            unique_key: None,
+        })
+        .await
+        .expect("stored");
+    match handle.wait().await {
+        Err(JobError::Dead { reason, .. }) => {
+            assert!(reason.contains("payload does not decode"), "{reason}");
+        }
+        other => panic!("expected a dead job, got {other:?}"),
+    }
+    let record = handle.status().await.expect("status").expect("kept");
+    assert_eq!(
+        record.attempts, 1,
+        "not retried: it would fail the same way"
+    );
+    welcome(4, "d@example.com".to_owned())
+        .on(&jobs)
+        .await
+        .expect("stored")
+        .wait()
+        .await
+        .expect("the worker goes on");
+}
+
+#[tokio::test]
+async fn shutdown_hands_unfinished_jobs_back_unrun() {
+    let jobs = jobs_with_workers(&["it_slow"], 1);
+    let handle = slow(900).on(&jobs).await.expect("stored");
+    while handle.status().await.expect("status").expect("kept").state != JobState::Running {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    jobs.stop_workers(Duration::from_millis(50)).await;
+    let record = handle.status().await.expect("status").expect("kept");
+    assert_eq!(record.state, JobState::Available, "handed back");
+    assert_eq!(record.attempts, 0, "the interrupted attempt is not counted");
+}
+
+#[tokio::test]
+async fn a_paused_queue_is_not_claimed_until_resumed() {
+    let jobs = jobs_with_workers(&["it_welcome"], 1);
+    jobs.store().pause("it_welcome").await.expect("pause");
+    let handle = welcome(5, "e@example.com".to_owned())
+        .on(&jobs)
+        .await
+        .expect("stored");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let record = handle.status().await.expect("status").expect("kept");
+    assert_eq!(record.state, JobState::Available, "paused: not claimed");
+    jobs.store().resume("it_welcome").await.expect("resume");
+    handle.wait().await.expect("runs once resumed");
+}
