@@ -80,6 +80,21 @@ fn jobs_with_workers(queues: &[&str], concurrency: usize) -> Jobs {
     jobs
 }
 
+/// A job written as a foreign or broken producer would write it.
+fn raw_job(name: &str, queue: &str, payload: Vec<u8>) -> perf_runtime::jobs::NewJob {
+    perf_runtime::jobs::NewJob {
+        name: name.to_owned(),
+        queue: queue.to_owned(),
+        priority: perf_runtime::jobs::Priority::NORMAL,
+        payload,
+        run_at: std::time::SystemTime::now(),
+        max_attempts: 3,
+        backoff: perf_runtime::jobs::Backoff::default(),
+        timeout: Duration::from_secs(5),
+        unique_key: None,
+    }
+}
+
 #[tokio::test]
 async fn a_called_job_runs_on_a_worker_and_completes() {
     let jobs = jobs_with_workers(&["it_welcome"], 4);
@@ -218,17 +233,7 @@ async fn inline_runs_the_body_here() {
 async fn an_unknown_job_name_goes_to_the_dead_letter_queue_with_a_reason() {
     let jobs = jobs_with_workers(&["it_unknown"], 1);
     let handle = jobs
-        .enqueue_raw(perf_runtime::jobs::NewJob {
-            name: "no_such_job".to_owned(),
-            queue: "it_unknown".to_owned(),
-            priority: perf_runtime::jobs::Priority::NORMAL,
-            payload: Vec::new(),
-            run_at: std::time::SystemTime::now(),
-            max_attempts: 3,
-            backoff: perf_runtime::jobs::Backoff::default(),
-            timeout: Duration::from_secs(5),
-            unique_key: None,
-        })
+        .enqueue_raw(raw_job("no_such_job", "it_unknown", Vec::new()))
         .await
         .expect("stored");
     match handle.wait().await {
@@ -246,17 +251,7 @@ async fn an_unknown_job_name_goes_to_the_dead_letter_queue_with_a_reason() {
 async fn a_malformed_payload_goes_to_the_dead_letter_queue_and_the_worker_goes_on() {
     let jobs = jobs_with_workers(&["it_welcome"], 1);
     let handle = jobs
-        .enqueue_raw(perf_runtime::jobs::NewJob {
-            name: "welcome".to_owned(),
-            queue: "it_welcome".to_owned(),
-            priority: perf_runtime::jobs::Priority::NORMAL,
-            payload: vec![0xc1, 0xff, 0x00],
-            run_at: std::time::SystemTime::now(),
-            max_attempts: 3,
-            backoff: perf_runtime::jobs::Backoff::default(),
-            timeout: Duration::from_secs(5),
-            unique_key: None,
-        })
+        .enqueue_raw(raw_job("welcome", "it_welcome", vec![0xc1, 0xff, 0x00]))
         .await
         .expect("stored");
     match handle.wait().await {
