@@ -125,6 +125,11 @@ impl Db {
         }
     }
 
+    /// The pool, for what needs a connection of its own (LISTEN, scripts).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
     /// Whether queries are made PgBouncer-safe (`DB_PGBOUNCER`).
     pub fn is_pgbouncer(&self) -> bool {
         self.inner.pgbouncer

@@ -133,7 +133,7 @@ impl Db {
         }
     }
 
-    fn query_failed(&self, error: &sqlx::Error) -> DbError {
+    pub(crate) fn query_failed(&self, error: &sqlx::Error) -> DbError {
         DbError::Query {
             server: self.server(),
             reason: self.inner.server.scrub(&error.to_string()),

@@ -32,6 +32,8 @@ mod enqueue;
 mod memory;
 mod metrics;
 mod model;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod registry;
 mod store;
 mod worker;
@@ -43,6 +45,8 @@ pub use memory::{DEFAULT_CAPACITY, MemoryStore};
 pub use model::{
     Backoff, Claimed, JobId, JobRecord, JobSpec, JobState, Lease, NewJob, Priority, WorkerId,
 };
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use registry::{IntoJobOutcome, JobHandler, JobOutcome, MAX_PAYLOAD_BYTES, RunFn};
 pub use store::{AfterFailure, Enqueued, Fenced, JobStore, QueueDepth, StoreError};
 pub use worker::{WorkerConfig, WorkerConfigError, WorkerPool};

@@ -1,0 +1,752 @@
+//! [`PostgresStore`]: jobs in a PostgreSQL table, through the runtime's
+//! [`Db`] (PgBouncer-safe, bounded waits, no leaked pool slots).
+//!
+//! - Claims take rows with `FOR UPDATE SKIP LOCKED`, so workers in many
+//!   processes never wait on each other's rows, and lease them in the same
+//!   statement: no job is between "taken" and "leased".
+//! - Times are milliseconds since the epoch on the server's clock
+//!   (`clock_timestamp()`), so workers on machines whose clocks differ agree
+//!   on when a lease runs out.
+//! - Unique keys are a partial unique index over pending jobs: a duplicate
+//!   enqueue conflicts, including with a transaction that has not committed
+//!   yet (PostgreSQL makes the second insert wait for the first's outcome),
+//!   so a rolled-back enqueue never leaves zero jobs or two.
+//! - Enqueues `NOTIFY perf_jobs`; idle workers `LISTEN` and wake at once
+//!   (directly connected; behind PgBouncer's transaction pooling LISTEN does
+//!   not work, and workers fall back to polling every `idle_poll`).
+//! - The schema is created on start (`CREATE … IF NOT EXISTS` under an
+//!   advisory lock, so processes starting together do not race).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgListener, PgRow};
+use sqlx::{FromRow, Row};
+use tokio::sync::Mutex;
+
+use super::model::{
+    Backoff, Claimed, JobId, JobRecord, JobState, Lease, NewJob, Priority, WorkerId,
+};
+use super::store::{AfterFailure, Enqueued, Fenced, JobStore, QueueDepth, StoreError};
+use crate::db::{Db, DbError, Params};
+
+/// The schema, created if missing. Run as one simple-protocol script.
+const SCHEMA: &str = r"
+BEGIN;
+SELECT pg_advisory_xact_lock(74646571);
+CREATE TABLE IF NOT EXISTS perf_jobs (
+    id           BIGSERIAL PRIMARY KEY,
+    name         TEXT     NOT NULL,
+    queue        TEXT     NOT NULL,
+    priority     SMALLINT NOT NULL,
+    payload      BYTEA    NOT NULL,
+    state        TEXT     NOT NULL,
+    run_at       BIGINT   NOT NULL,
+    max_attempts INTEGER  NOT NULL,
+    backoff      BYTEA    NOT NULL,
+    timeout_ms   BIGINT   NOT NULL,
+    unique_key   TEXT,
+    attempts     INTEGER  NOT NULL DEFAULT 0,
+    rescues      INTEGER  NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    token        BIGINT,
+    lease_until  BIGINT,
+    worker       TEXT,
+    enqueued_at  BIGINT   NOT NULL,
+    finished_at  BIGINT
+);
+CREATE SEQUENCE IF NOT EXISTS perf_jobs_token;
+CREATE INDEX IF NOT EXISTS perf_jobs_runnable
+    ON perf_jobs (queue, priority DESC, run_at, id) WHERE state = 'available';
+CREATE INDEX IF NOT EXISTS perf_jobs_leases
+    ON perf_jobs (lease_until) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS perf_jobs_dead
+    ON perf_jobs (finished_at, id) WHERE state = 'dead';
+CREATE UNIQUE INDEX IF NOT EXISTS perf_jobs_unique_pending
+    ON perf_jobs (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available', 'running');
+CREATE TABLE IF NOT EXISTS perf_job_queues (
+    queue  TEXT PRIMARY KEY,
+    paused BOOLEAN NOT NULL DEFAULT false
+);
+COMMIT;
+";
+
+/// Now, in ms since the epoch, on the server's clock.
+macro_rules! now_ms {
+    () => {
+        "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+    };
+}
+
+const INSERT: &str = concat!(
+    "INSERT INTO perf_jobs (name, queue, priority, payload, state, run_at, max_attempts, ",
+    "backoff, timeout_ms, unique_key, enqueued_at) ",
+    "VALUES ($1, $2, $3, $4, 'available', $5, $6, $7, $8, $9, ",
+    now_ms!(),
+    ") ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available', 'running') ",
+    "DO NOTHING RETURNING id"
+);
+
+const PENDING_WITH_KEY: &str =
+    "SELECT id FROM perf_jobs WHERE unique_key = $1 AND state IN ('available', 'running')";
+
+const NOTIFY: &str = "SELECT pg_notify('perf_jobs', $1)";
+
+const INSERT_BATCH: &str = concat!(
+    "WITH rows AS (SELECT * FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bytea[], ",
+    "$5::bigint[], $6::integer[], $7::bytea[], $8::bigint[]) WITH ORDINALITY ",
+    "AS t(name, queue, priority, payload, run_at, max_attempts, backoff, timeout_ms, n)) ",
+    "INSERT INTO perf_jobs (name, queue, priority, payload, state, run_at, max_attempts, ",
+    "backoff, timeout_ms, enqueued_at) ",
+    "SELECT name, queue, priority, payload, 'available', run_at, max_attempts, backoff, ",
+    "timeout_ms, ",
+    now_ms!(),
+    " FROM rows ORDER BY n RETURNING id"
+);
+
+const CLAIM: &str = concat!(
+    "WITH picked AS (SELECT id FROM perf_jobs WHERE state = 'available' AND queue = ANY($1) ",
+    "AND run_at <= ",
+    now_ms!(),
+    " AND queue NOT IN (SELECT queue FROM perf_job_queues WHERE paused) ",
+    "ORDER BY priority DESC, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) ",
+    "UPDATE perf_jobs j SET state = 'running', attempts = j.attempts + 1, ",
+    "token = nextval('perf_jobs_token'), worker = $4, lease_until = ",
+    now_ms!(),
+    " + $3 FROM picked WHERE j.id = picked.id RETURNING j.id, j.name, j.queue, j.priority, ",
+    "j.payload, j.state, j.run_at, j.max_attempts, j.backoff, j.timeout_ms, j.unique_key, ",
+    "j.attempts, j.rescues, j.last_error, j.token, j.enqueued_at, j.finished_at"
+);
+
+const HEARTBEAT: &str = concat!(
+    "UPDATE perf_jobs SET lease_until = ",
+    now_ms!(),
+    " + $3 WHERE id = $1 AND token = $2 AND state = 'running'"
+);
+
+const COMPLETE: &str = concat!(
+    "UPDATE perf_jobs SET state = 'completed', payload = '', token = NULL, ",
+    "lease_until = NULL, finished_at = ",
+    now_ms!(),
+    " WHERE id = $1 AND token = $2 AND state = 'running'"
+);
+
+const FAIL: &str = concat!(
+    "UPDATE perf_jobs SET last_error = $3, token = NULL, lease_until = NULL, ",
+    "state = CASE WHEN $4::bigint IS NOT NULL AND attempts < max_attempts ",
+    "THEN 'available' ELSE 'dead' END, ",
+    "run_at = COALESCE($4::bigint, run_at), ",
+    "finished_at = CASE WHEN $4::bigint IS NOT NULL AND attempts < max_attempts ",
+    "THEN NULL ELSE ",
+    now_ms!(),
+    " END WHERE id = $1 AND token = $2 AND state = 'running' RETURNING state, run_at"
+);
+
+const SNOOZE: &str = "UPDATE perf_jobs SET state = 'available', attempts = attempts - 1, \
+     token = NULL, lease_until = NULL, run_at = $3 \
+     WHERE id = $1 AND token = $2 AND state = 'running'";
+
+const RELEASE: &str = concat!(
+    "UPDATE perf_jobs SET state = 'available', attempts = attempts - 1, token = NULL, ",
+    "lease_until = NULL, run_at = ",
+    now_ms!(),
+    " WHERE id = $1 AND token = $2 AND state = 'running'"
+);
+
+const BURY: &str = concat!(
+    "UPDATE perf_jobs SET state = 'dead', last_error = $3, token = NULL, lease_until = NULL, ",
+    "finished_at = ",
+    now_ms!(),
+    " WHERE id = $1 AND token = $2 AND state = 'running'"
+);
+
+const RESCUE: &str = concat!(
+    "UPDATE perf_jobs SET rescues = rescues + 1, token = NULL, lease_until = NULL, ",
+    "state = CASE WHEN rescues + 1 > $1 THEN 'dead' ELSE 'available' END, ",
+    "run_at = ",
+    now_ms!(),
+    ", finished_at = CASE WHEN rescues + 1 > $1 THEN ",
+    now_ms!(),
+    " ELSE NULL END, ",
+    "last_error = CASE WHEN rescues + 1 > $1 THEN 'its worker stopped answering ' || ",
+    "(rescues + 1) || ' times (lease ran out); not run again' ELSE last_error END ",
+    "WHERE state = 'running' AND lease_until < ",
+    now_ms!(),
+    " RETURNING state"
+);
+
+const GET: &str = "SELECT id, name, queue, priority, payload, state, run_at, max_attempts, \
+     backoff, timeout_ms, unique_key, attempts, rescues, last_error, token, enqueued_at, \
+     finished_at FROM perf_jobs WHERE id = $1";
+
+const LIST_DEAD: &str = "SELECT id, name, queue, priority, payload, state, run_at, \
+     max_attempts, backoff, timeout_ms, unique_key, attempts, rescues, last_error, token, \
+     enqueued_at, finished_at FROM perf_jobs WHERE state = 'dead' \
+     AND ($1::text IS NULL OR queue = $1) ORDER BY finished_at, id LIMIT $2";
+
+const REQUEUE_DEAD: &str = concat!(
+    "UPDATE perf_jobs SET state = 'available', attempts = 0, rescues = 0, finished_at = NULL, ",
+    "run_at = ",
+    now_ms!(),
+    " WHERE id = $1 AND state = 'dead'"
+);
+
+const PURGE_DEAD: &str =
+    "DELETE FROM perf_jobs WHERE state = 'dead' AND ($1::text IS NULL OR queue = $1)";
+
+const PAUSE: &str = "INSERT INTO perf_job_queues (queue, paused) VALUES ($1, $2) \
+     ON CONFLICT (queue) DO UPDATE SET paused = EXCLUDED.paused";
+
+const DEPTHS: &str = concat!(
+    "SELECT queue, ",
+    "count(*) FILTER (WHERE state = 'available' AND run_at <= ",
+    now_ms!(),
+    ") AS available, ",
+    "count(*) FILTER (WHERE state = 'available' AND run_at > ",
+    now_ms!(),
+    ") AS scheduled, ",
+    "count(*) FILTER (WHERE state = 'running') AS running, ",
+    "count(*) FILTER (WHERE state = 'dead') AS dead ",
+    "FROM perf_jobs WHERE state <> 'completed' GROUP BY queue ORDER BY queue"
+);
+
+/// Jobs in PostgreSQL: durable, shared by every process on the database.
+pub struct PostgresStore {
+    db: Db,
+    listener: Mutex<Option<PgListener>>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("server", &self.db.server())
+            .finish()
+    }
+}
+
+impl PostgresStore {
+    /// The store on `db`, its schema created if missing.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the schema cannot be created.
+    pub async fn connect(db: Db) -> Result<Self, StoreError> {
+        sqlx::raw_sql(SCHEMA)
+            .execute(db.pool())
+            .await
+            .map_err(|error| unavailable(&db.query_failed(&error)))?;
+        // LISTEN needs a session of its own: not through PgBouncer.
+        let listener = if db.is_pgbouncer() {
+            None
+        } else {
+            match PgListener::connect_with(db.pool()).await {
+                Ok(mut listener) => match listener.listen("perf_jobs").await {
+                    Ok(()) => Some(listener),
+                    Err(_) => None,
+                },
+                Err(_) => None,
+            }
+        };
+        Ok(PostgresStore {
+            db,
+            listener: Mutex::new(listener),
+        })
+    }
+
+    /// Stores `job` inside the caller's transaction: the job exists only if
+    /// that transaction commits. (A unique key taken by a pending job makes
+    /// this return the pending job's id.)
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] with the server's refusal.
+    pub async fn enqueue_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        job: NewJob,
+    ) -> Result<Enqueued, StoreError> {
+        let (name, queue, unique_key) =
+            (job.name.clone(), job.queue.clone(), job.unique_key.clone());
+        let backoff = encode_backoff(&job.backoff)?;
+        let inserted: Option<(i64,)> = sqlx::query_as(INSERT)
+            .persistent(!self.db.is_pgbouncer())
+            .bind(name)
+            .bind(queue.clone())
+            .bind(job.priority.0)
+            .bind(job.payload)
+            .bind(millis(job.run_at))
+            .bind(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+            .bind(backoff)
+            .bind(i64::try_from(job.timeout.as_millis()).unwrap_or(i64::MAX))
+            .bind(unique_key.clone())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|error| self.sql_error(&error))?;
+        if let Some((id,)) = inserted {
+            sqlx::query(NOTIFY)
+                .persistent(!self.db.is_pgbouncer())
+                .bind(queue)
+                .execute(&mut *tx)
+                .await
+                .map_err(|error| self.sql_error(&error))?;
+            return Ok(Enqueued {
+                id: JobId(id as u64),
+                duplicate: false,
+            });
+        }
+        let pending: Option<(i64,)> = sqlx::query_as(PENDING_WITH_KEY)
+            .persistent(!self.db.is_pgbouncer())
+            .bind(unique_key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|error| self.sql_error(&error))?;
+        match pending {
+            Some((id,)) => Ok(Enqueued {
+                id: JobId(id as u64),
+                duplicate: true,
+            }),
+            None => Err(StoreError::Unavailable {
+                store: "postgres",
+                message: "the unique key's pending job finished while enqueueing; try again"
+                    .to_owned(),
+            }),
+        }
+    }
+
+    fn sql_error(&self, error: &sqlx::Error) -> StoreError {
+        unavailable(&self.db.query_failed(error))
+    }
+
+    async fn fenced(&self, sql: &'static str, params: Params) -> Result<Fenced, StoreError> {
+        let changed = self
+            .db
+            .execute(sql, params)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(if changed == 1 {
+            Fenced::Accepted
+        } else {
+            Fenced::Stale
+        })
+    }
+}
+
+fn lease_params(lease: &Lease) -> Params {
+    Params::new()
+        .bind(lease.id.0 as i64)
+        .bind(lease.token as i64)
+}
+
+#[async_trait]
+impl JobStore for PostgresStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
+        // A conflict whose pending job finishes between our insert and our
+        // look-up leaves neither: insert again.
+        for _ in 0..3 {
+            let mut tx = self
+                .db
+                .pool()
+                .begin()
+                .await
+                .map_err(|error| self.sql_error(&error))?;
+            match self.enqueue_in(&mut tx, job.clone()).await {
+                Ok(enqueued) => {
+                    tx.commit().await.map_err(|error| self.sql_error(&error))?;
+                    return Ok(enqueued);
+                }
+                Err(StoreError::Unavailable { message, .. })
+                    if message.starts_with("the unique key's pending job finished") =>
+                {
+                    continue;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::Unavailable {
+            store: "postgres",
+            message: "a unique key kept changing hands while enqueueing".to_owned(),
+        })
+    }
+
+    async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
+        if jobs.iter().any(|job| job.unique_key.is_some()) {
+            // Unique keys need the per-job conflict check: one transaction.
+            let mut tx = self
+                .db
+                .pool()
+                .begin()
+                .await
+                .map_err(|error| self.sql_error(&error))?;
+            let mut stored = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                stored.push(self.enqueue_in(&mut tx, job).await?);
+            }
+            tx.commit().await.map_err(|error| self.sql_error(&error))?;
+            return Ok(stored);
+        }
+        let mut columns = BatchColumns::default();
+        for job in &jobs {
+            columns.push(job)?;
+        }
+        let queues: Vec<String> = {
+            let mut queues = columns.queue.clone();
+            queues.sort_unstable();
+            queues.dedup();
+            queues
+        };
+        let ids: Vec<(i64,)> = self
+            .db
+            .fetch_all(INSERT_BATCH, columns.into_params())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        for queue in queues {
+            let _ = self.db.execute(NOTIFY, Params::new().bind(queue)).await;
+        }
+        Ok(ids
+            .into_iter()
+            .map(|(id,)| Enqueued {
+                id: JobId(id as u64),
+                duplicate: false,
+            })
+            .collect())
+    }
+
+    async fn claim(
+        &self,
+        worker: &WorkerId,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let params = Params::new()
+            .bind(queues.to_vec())
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+            .bind(worker.0.clone());
+        let mut rows: Vec<JobRow> = self
+            .db
+            .fetch_all(CLAIM, params)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        // RETURNING keeps no order: hand them out best first.
+        rows.sort_by_key(|row| (std::cmp::Reverse(row.priority), row.run_at, row.id));
+        rows.into_iter()
+            .map(|row| {
+                let token = row.token.unwrap_or_default() as u64;
+                let record = row.into_record()?;
+                Ok(Claimed {
+                    lease: Lease {
+                        id: record.id,
+                        token,
+                    },
+                    record,
+                })
+            })
+            .collect()
+    }
+
+    async fn heartbeat(&self, lease: &Lease, extend: Duration) -> Result<Fenced, StoreError> {
+        let params =
+            lease_params(lease).bind(i64::try_from(extend.as_millis()).unwrap_or(i64::MAX));
+        self.fenced(HEARTBEAT, params).await
+    }
+
+    async fn complete(&self, lease: &Lease) -> Result<Fenced, StoreError> {
+        self.fenced(COMPLETE, lease_params(lease)).await
+    }
+
+    async fn fail(
+        &self,
+        lease: &Lease,
+        error: &str,
+        retry_at: Option<SystemTime>,
+    ) -> Result<AfterFailure, StoreError> {
+        let params = lease_params(lease)
+            .bind(error.to_owned())
+            .bind(retry_at.map(millis));
+        let row: Option<(String, i64)> = self
+            .db
+            .fetch_optional(FAIL, params)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(match row {
+            None => AfterFailure::Stale,
+            Some((state, _)) if state == "dead" => AfterFailure::Dead,
+            Some((_, run_at)) => AfterFailure::Retry(from_millis(run_at)),
+        })
+    }
+
+    async fn snooze(&self, lease: &Lease, until: SystemTime) -> Result<Fenced, StoreError> {
+        self.fenced(SNOOZE, lease_params(lease).bind(millis(until)))
+            .await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<Fenced, StoreError> {
+        self.fenced(RELEASE, lease_params(lease)).await
+    }
+
+    async fn bury(&self, lease: &Lease, reason: &str) -> Result<Fenced, StoreError> {
+        self.fenced(BURY, lease_params(lease).bind(reason.to_owned()))
+            .await
+    }
+
+    async fn rescue_expired(&self, max_rescues: u32) -> Result<(u64, u64), StoreError> {
+        let states: Vec<(String,)> = self
+            .db
+            .fetch_all(
+                RESCUE,
+                Params::new().bind(i32::try_from(max_rescues).unwrap_or(i32::MAX)),
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let buried = states.iter().filter(|(state,)| state == "dead").count() as u64;
+        Ok((states.len() as u64 - buried, buried))
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        let row: Option<JobRow> = self
+            .db
+            .fetch_optional(GET, Params::new().bind(id.0 as i64))
+            .await
+            .map_err(|e| unavailable(&e))?;
+        row.map(JobRow::into_record).transpose()
+    }
+
+    async fn list_dead(
+        &self,
+        queue: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        let params = Params::new()
+            .bind(queue.map(str::to_owned))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        let rows: Vec<JobRow> = self
+            .db
+            .fetch_all(LIST_DEAD, params)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        rows.into_iter().map(JobRow::into_record).collect()
+    }
+
+    async fn requeue_dead(&self, id: JobId) -> Result<bool, StoreError> {
+        let changed = self
+            .db
+            .execute(REQUEUE_DEAD, Params::new().bind(id.0 as i64))
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(changed == 1)
+    }
+
+    async fn purge_dead(&self, queue: Option<&str>) -> Result<u64, StoreError> {
+        self.db
+            .execute(PURGE_DEAD, Params::new().bind(queue.map(str::to_owned)))
+            .await
+            .map_err(|e| unavailable(&e))
+    }
+
+    async fn pause(&self, queue: &str) -> Result<(), StoreError> {
+        self.db
+            .execute(PAUSE, Params::new().bind(queue.to_owned()).bind(true))
+            .await
+            .map(drop)
+            .map_err(|e| unavailable(&e))
+    }
+
+    async fn resume(&self, queue: &str) -> Result<(), StoreError> {
+        self.db
+            .execute(PAUSE, Params::new().bind(queue.to_owned()).bind(false))
+            .await
+            .map(drop)
+            .map_err(|e| unavailable(&e))?;
+        let _ = self
+            .db
+            .execute(NOTIFY, Params::new().bind(queue.to_owned()))
+            .await;
+        Ok(())
+    }
+
+    async fn depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
+        let rows: Vec<(String, i64, i64, i64, i64)> = self
+            .db
+            .fetch_all(DEPTHS, Params::new())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(queue, available, scheduled, running, dead)| QueueDepth {
+                queue,
+                available: available as u64,
+                scheduled: scheduled as u64,
+                running: running as u64,
+                dead: dead as u64,
+            })
+            .collect())
+    }
+
+    async fn wait_for_work(&self, within: Duration) {
+        let mut listener = self.listener.lock().await;
+        match listener.as_mut() {
+            Some(listener) => {
+                let _ = tokio::time::timeout(within, listener.recv()).await;
+            }
+            None => tokio::time::sleep(within.min(Duration::from_millis(100))).await,
+        }
+    }
+}
+
+/// A row of `perf_jobs`.
+struct JobRow {
+    id: i64,
+    name: String,
+    queue: String,
+    priority: i16,
+    payload: Vec<u8>,
+    state: String,
+    run_at: i64,
+    max_attempts: i32,
+    backoff: Vec<u8>,
+    timeout_ms: i64,
+    unique_key: Option<String>,
+    attempts: i32,
+    rescues: i32,
+    last_error: Option<String>,
+    token: Option<i64>,
+    enqueued_at: i64,
+    finished_at: Option<i64>,
+}
+
+impl<'r> FromRow<'r, PgRow> for JobRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(JobRow {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            queue: row.try_get("queue")?,
+            priority: row.try_get("priority")?,
+            payload: row.try_get("payload")?,
+            state: row.try_get("state")?,
+            run_at: row.try_get("run_at")?,
+            max_attempts: row.try_get("max_attempts")?,
+            backoff: row.try_get("backoff")?,
+            timeout_ms: row.try_get("timeout_ms")?,
+            unique_key: row.try_get("unique_key")?,
+            attempts: row.try_get("attempts")?,
+            rescues: row.try_get("rescues")?,
+            last_error: row.try_get("last_error")?,
+            token: row.try_get("token")?,
+            enqueued_at: row.try_get("enqueued_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
+    }
+}
+
+impl JobRow {
+    fn into_record(self) -> Result<JobRecord, StoreError> {
+        let backoff: Backoff =
+            rmp_serde::from_slice(&self.backoff).map_err(|error| StoreError::Corrupt {
+                store: "postgres",
+                message: format!("job {}: backoff does not decode: {error}", self.id),
+            })?;
+        let state = match self.state.as_str() {
+            "available" if from_millis(self.run_at) > SystemTime::now() => JobState::Scheduled,
+            "available" => JobState::Available,
+            "running" => JobState::Running,
+            "completed" => JobState::Completed,
+            "dead" => JobState::Dead,
+            other => {
+                return Err(StoreError::Corrupt {
+                    store: "postgres",
+                    message: format!("job {}: unknown state `{other}`", self.id),
+                });
+            }
+        };
+        Ok(JobRecord {
+            id: JobId(self.id as u64),
+            job: NewJob {
+                name: self.name,
+                queue: self.queue,
+                priority: Priority(self.priority),
+                payload: self.payload,
+                run_at: from_millis(self.run_at),
+                max_attempts: self.max_attempts.max(0) as u32,
+                backoff,
+                timeout: Duration::from_millis(self.timeout_ms.max(0) as u64),
+                unique_key: self.unique_key,
+            },
+            state,
+            attempts: self.attempts.max(0) as u32,
+            rescues: self.rescues.max(0) as u32,
+            last_error: self.last_error,
+            enqueued_at: from_millis(self.enqueued_at),
+            finished_at: self.finished_at.map(from_millis),
+        })
+    }
+}
+
+/// The columns of a batch insert, one array each.
+#[derive(Default)]
+struct BatchColumns {
+    name: Vec<String>,
+    queue: Vec<String>,
+    priority: Vec<i16>,
+    payload: Vec<Vec<u8>>,
+    run_at: Vec<i64>,
+    max_attempts: Vec<i32>,
+    backoff: Vec<Vec<u8>>,
+    timeout_ms: Vec<i64>,
+}
+
+impl BatchColumns {
+    fn push(&mut self, job: &NewJob) -> Result<(), StoreError> {
+        self.name.push(job.name.clone());
+        self.queue.push(job.queue.clone());
+        self.priority.push(job.priority.0);
+        self.payload.push(job.payload.clone());
+        self.run_at.push(millis(job.run_at));
+        self.max_attempts
+            .push(i32::try_from(job.max_attempts).unwrap_or(i32::MAX));
+        self.backoff.push(encode_backoff(&job.backoff)?);
+        self.timeout_ms
+            .push(i64::try_from(job.timeout.as_millis()).unwrap_or(i64::MAX));
+        Ok(())
+    }
+
+    fn into_params(self) -> Params {
+        Params::new()
+            .bind(self.name)
+            .bind(self.queue)
+            .bind(self.priority)
+            .bind(self.payload)
+            .bind(self.run_at)
+            .bind(self.max_attempts)
+            .bind(self.backoff)
+            .bind(self.timeout_ms)
+    }
+}
+
+fn encode_backoff(backoff: &Backoff) -> Result<Vec<u8>, StoreError> {
+    rmp_serde::to_vec(backoff).map_err(|error| StoreError::Corrupt {
+        store: "postgres",
+        message: format!("backoff does not encode: {error}"),
+    })
+}
+
+fn millis(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    })
+}
+
+fn from_millis(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+fn unavailable(error: &DbError) -> StoreError {
+    StoreError::Unavailable {
+        store: "postgres",
+        message: error.to_string(),
+    }
+}
