@@ -54,6 +54,13 @@ pub async fn init(config: PerfConfig) -> Result<Perf, InitError> {
         return Err(InitError::AlreadyInitialized);
     }
     let perf = Perf::start(config).await?;
+    let jobs = match crate::jobs::start_for(&perf).await {
+        Ok(jobs) => jobs,
+        Err(error) => {
+            perf.shutdown().await;
+            return Err(error);
+        }
+    };
     // Another task may have won the race while this one was starting.
     let lost_race = {
         let mut slot = GLOBAL.write().unwrap_or_else(PoisonError::into_inner);
@@ -64,9 +71,11 @@ pub async fn init(config: PerfConfig) -> Result<Perf, InitError> {
         taken
     };
     if lost_race {
+        jobs.stop_workers(std::time::Duration::ZERO).await;
         perf.shutdown().await;
         return Err(InitError::AlreadyInitialized);
     }
+    crate::jobs::install(jobs);
     Ok(perf)
 }
 
@@ -92,10 +101,17 @@ pub async fn shutdown() {
         .write()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
+    if let Some(jobs) = crate::jobs::uninstall() {
+        jobs.stop_workers(JOBS_SHUTDOWN_GRACE).await;
+    }
     if let Some(perf) = perf {
         perf.shutdown().await;
     }
 }
+
+/// How long running jobs may take to finish at shutdown before they are
+/// handed back to the store.
+const JOBS_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +154,14 @@ pub enum InitError {
         /// The URL, password redacted.
         url: String,
         /// What the driver said.
+        reason: String,
+    },
+    /// The job store asked for by `JOB_STORE` could not be used.
+    #[error("JOB_STORE={store}: {reason}")]
+    Jobs {
+        /// The store asked for.
+        store: &'static str,
+        /// Why it could not be used.
         reason: String,
     },
     /// `init` was awaited outside a Tokio runtime.

@@ -45,6 +45,9 @@ pub enum ChatError {
     /// The user directory (PostgreSQL) failed.
     #[error("the user directory is unavailable: {0}")]
     Directory(String),
+    /// A background job could not be stored.
+    #[error("the job could not be stored: {0}")]
+    Jobs(String),
 }
 
 impl IntoResponse for ChatError {
@@ -52,7 +55,7 @@ impl IntoResponse for ChatError {
         let status = match self {
             ChatError::BadMessage(_) => StatusCode::BAD_REQUEST,
             ChatError::NoConversation(_) | ChatError::NoUser(_) => StatusCode::NOT_FOUND,
-            ChatError::Directory(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ChatError::Directory(_) | ChatError::Jobs(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         (
             status,

@@ -1,12 +1,14 @@
 //! The example chat backend: conversations kept in process, a stand-in
 //! assistant that answers locally, user profiles from PostgreSQL when
-//! DATABASE_URL is set, and the operator routes of the runtime.
+//! DATABASE_URL is set, sign-up work done by background jobs
+//! (`#[async_job]`), and the operator routes of the runtime.
 //!
 //! Every handler is `#[profile]`d, so `/metrics` shows calls, errors and
 //! latency per route, and `/health` and `/status` report the runtime.
 
 mod assistant;
 mod handlers;
+pub mod signup;
 mod store;
 pub mod users;
 
@@ -29,6 +31,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/chat", post(handlers::send_message))
         .route("/api/conversations/{id}", get(handlers::get_conversation))
         .route("/api/users/{user_id}", get(handlers::get_user))
+        .route("/api/signup", post(signup::signup))
+        .route("/api/notifications", get(signup::notifications))
         .with_state(state)
         .merge(perf_runtime::axum::routes())
 }

@@ -9,6 +9,7 @@ use super::{ConfigError, PerfConfig, SecretUrl};
 /// report the same text.
 pub(crate) mod expected {
     pub(crate) const POSITIVE_INTEGER: &str = "a positive integer";
+    pub(crate) const JOB_STORE: &str = "memory, redis or postgres";
     pub(crate) const SECONDS: &str = "a positive whole number of seconds, e.g. 60";
     pub(crate) const MILLISECONDS: &str = "a positive number of milliseconds, e.g. 500.0";
     pub(crate) const PERCENT: &str = "a percentage from 0 to 100, e.g. 1.0";
@@ -118,6 +119,8 @@ impl PerfConfigBuilder {
         enable_prometheus: bool;
         /// `MAX_ASYNC_WORKERS`: background job workers (positive).
         max_async_workers: u32;
+        /// `JOB_STORE`: `memory` (default), `redis` or `postgres`.
+        job_store: super::JobStoreKind;
         /// `RESPONSE_TIME_THRESHOLD`: slowest acceptable response.
         response_time_threshold: Duration;
         /// `ERROR_RATE_THRESHOLD`: percent of calls (0–100).

@@ -26,6 +26,7 @@ pub const VARIABLES: &[&str] = &[
     "MONITORING_INTERVAL",
     "ENABLE_PROMETHEUS",
     "MAX_ASYNC_WORKERS",
+    "JOB_STORE",
     "RESPONSE_TIME_THRESHOLD",
     "ERROR_RATE_THRESHOLD",
     "MEMORY_THRESHOLD",
@@ -89,6 +90,9 @@ pub(super) fn read(
     }
     if let Some(n) = env.number("MAX_ASYNC_WORKERS", expected::POSITIVE_INTEGER)? {
         builder = builder.max_async_workers(n);
+    }
+    if let Some(kind) = env.number("JOB_STORE", expected::JOB_STORE)? {
+        builder = builder.job_store(kind);
     }
     if let Some(limit) = env.milliseconds("RESPONSE_TIME_THRESHOLD")? {
         builder = builder.response_time_threshold(limit);
@@ -236,6 +240,7 @@ mod tests {
             ("MONITORING_INTERVAL", "15"),
             ("ENABLE_PROMETHEUS", "false"),
             ("MAX_ASYNC_WORKERS", "4"),
+            ("JOB_STORE", "Postgres"),
             ("RESPONSE_TIME_THRESHOLD", "250.5"),
             ("ERROR_RATE_THRESHOLD", "0.5"),
             ("MEMORY_THRESHOLD", "90"),
@@ -263,6 +268,7 @@ mod tests {
         assert_eq!(config.monitoring_interval, Duration::from_secs(15));
         assert!(!config.enable_prometheus);
         assert_eq!(config.max_async_workers, 4);
+        assert_eq!(config.job_store, super::super::JobStoreKind::Postgres);
         assert_eq!(
             config.response_time_threshold,
             Duration::from_micros(250_500)
@@ -336,6 +342,7 @@ mod tests {
                 "expected a positive whole number of seconds",
             ),
             ("DB_PGBOUNCER", "maybe", "expected true or false"),
+            ("JOB_STORE", "mongodb", "expected memory, redis or postgres"),
             ("REDIS_MAX_CONNECTIONS", "0", "expected a positive integer"),
             (
                 "REDIS_PORT",

@@ -21,6 +21,7 @@
 //! | `MONITORING_INTERVAL` | `60` | seconds between health checks and process-metric samples |
 //! | `ENABLE_PROMETHEUS` | `true` | install the Prometheus recorder and serve `/metrics` |
 //! | `MAX_ASYNC_WORKERS` | `100` | background job workers |
+//! | `JOB_STORE` | `memory` | where `#[async_job]` jobs are kept: `memory` (lost on exit), `redis`, `postgres` |
 //! | `RESPONSE_TIME_THRESHOLD` | `500.0` | milliseconds; alert and benchmark threshold |
 //! | `ERROR_RATE_THRESHOLD` | `1.0` | percent of calls |
 //! | `MEMORY_THRESHOLD` | `80.0` | percent of memory |
@@ -108,6 +109,8 @@ pub struct PerfConfig {
     pub enable_prometheus: bool,
     /// `MAX_ASYNC_WORKERS`: background job workers.
     pub max_async_workers: u32,
+    /// `JOB_STORE`: where `#[async_job]` jobs are kept.
+    pub job_store: JobStoreKind,
     /// `RESPONSE_TIME_THRESHOLD` (milliseconds in the environment).
     #[serde(rename = "response_time_threshold_ms", serialize_with = "milliseconds")]
     pub response_time_threshold: Duration,
@@ -157,6 +160,7 @@ impl Default for PerfConfig {
             monitoring_interval: Duration::from_secs(60),
             enable_prometheus: true,
             max_async_workers: 100,
+            job_store: JobStoreKind::Memory,
             response_time_threshold: Duration::from_millis(500),
             error_rate_threshold: 1.0,
             memory_threshold: 80.0,
@@ -231,6 +235,34 @@ impl ConfigError {
             variable,
             value: shown_value(raw),
             expected,
+        }
+    }
+}
+
+/// `JOB_STORE`: where background jobs are kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum JobStoreKind {
+    /// In this process (the embedded default): queued and running jobs are
+    /// lost when it exits.
+    #[default]
+    Memory,
+    /// In Redis (`REDIS_URL` or `REDIS_HOST`), shared by every instance.
+    Redis,
+    /// In PostgreSQL (`DATABASE_URL`), durable and shared.
+    Postgres,
+}
+
+impl std::str::FromStr for JobStoreKind {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "memory" => Ok(JobStoreKind::Memory),
+            "redis" => Ok(JobStoreKind::Redis),
+            "postgres" | "postgresql" => Ok(JobStoreKind::Postgres),
+            _ => Err(()),
         }
     }
 }

@@ -222,6 +222,74 @@ fn count_by_queue(batch: &[NewJob]) -> std::collections::HashMap<(String, Priori
 /// The process's job system, once set by [`install`].
 static GLOBAL: Mutex<Option<Jobs>> = Mutex::new(None);
 
+/// The job system `init` starts: the store `JOB_STORE` names, worked by
+/// `MAX_ASYNC_WORKERS` workers over every queue of the linked jobs.
+pub(crate) async fn start_for(perf: &crate::Perf) -> Result<Jobs, crate::InitError> {
+    use crate::config::JobStoreKind;
+    let config = perf.config();
+    let store: Arc<dyn JobStore> = match config.job_store {
+        JobStoreKind::Memory => Arc::new(MemoryStore::new()),
+        JobStoreKind::Postgres => postgres_store(perf).await?,
+        JobStoreKind::Redis => redis_store(perf)?,
+    };
+    let jobs = Jobs::new(store);
+    let workers = WorkerConfig {
+        concurrency: config.max_async_workers as usize,
+        queues: registry::queues(),
+        ..WorkerConfig::default()
+    };
+    jobs.start_workers(workers)
+        .map_err(|error| crate::InitError::Jobs {
+            store: jobs.store().kind(),
+            reason: error.to_string(),
+        })?;
+    Ok(jobs)
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_store(perf: &crate::Perf) -> Result<Arc<dyn JobStore>, crate::InitError> {
+    let db = perf.db().ok_or_else(|| crate::InitError::Jobs {
+        store: "postgres",
+        reason: "needs DATABASE_URL".to_owned(),
+    })?;
+    let store = PostgresStore::connect(db)
+        .await
+        .map_err(|error| crate::InitError::Jobs {
+            store: "postgres",
+            reason: error.to_string(),
+        })?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_store(_: &crate::Perf) -> Result<Arc<dyn JobStore>, crate::InitError> {
+    Err(crate::InitError::FeatureMissing {
+        setting: "JOB_STORE",
+        feature: "postgres",
+    })
+}
+
+#[cfg(feature = "redis")]
+fn redis_store(_perf: &crate::Perf) -> Result<Arc<dyn JobStore>, crate::InitError> {
+    Err(crate::InitError::Jobs {
+        store: "redis",
+        reason: "the Redis job store is not in this build yet; use memory or postgres".to_owned(),
+    })
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_store(_: &crate::Perf) -> Result<Arc<dyn JobStore>, crate::InitError> {
+    Err(crate::InitError::FeatureMissing {
+        setting: "JOB_STORE",
+        feature: "redis",
+    })
+}
+
+/// Takes the process's job system out (for `shutdown`).
+pub(crate) fn uninstall() -> Option<Jobs> {
+    GLOBAL.lock().unwrap_or_else(PoisonError::into_inner).take()
+}
+
 /// Makes `jobs` the process's job system (what `#[async_job]` calls
 /// enqueue into).
 pub fn install(jobs: Jobs) {
