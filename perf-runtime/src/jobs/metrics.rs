@@ -2,7 +2,11 @@
 //! bounded), priority levels (named levels, `other` for the rest) and
 //! outcomes.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
+
+use metrics::{Counter, Histogram, Label};
 
 use super::model::Priority;
 use crate::monitor::names;
@@ -35,26 +39,78 @@ pub(super) fn describe() {
     });
 }
 
+/// Label sets seen so far and their handles: a job's series are looked up
+/// in the registry once, not per job (a registry look-up with owned labels
+/// costs about a microsecond; a job's own work here is a few).
+#[derive(Default)]
+struct Handles {
+    counters: HashMap<(&'static str, String, &'static str, &'static str), Counter>,
+    histograms: HashMap<(&'static str, String), Histogram>,
+}
+
+static HANDLES: LazyLock<Mutex<Handles>> = LazyLock::new(Mutex::default);
+
+fn counter(name: &'static str, queue: &str, priority: Priority, outcome: &'static str) -> Counter {
+    let make = || {
+        let mut labels = vec![
+            Label::new("queue", queue.to_owned()),
+            Label::new("priority", priority.label()),
+        ];
+        if !outcome.is_empty() {
+            labels.push(Label::new("outcome", outcome));
+        }
+        metrics::counter!(name, labels)
+    };
+    // Before `init` settles the recorder, a cached handle would stay bound
+    // to the wrong one.
+    if !crate::monitor::recorder::settled() {
+        return make();
+    }
+    let mut handles = HANDLES.lock().unwrap_or_else(PoisonError::into_inner);
+    let key = (name, queue.to_owned(), priority.label(), outcome);
+    if let Some(counter) = handles.counters.get(&key) {
+        return counter.clone();
+    }
+    let counter = make();
+    if handles.counters.len() < MAX_SERIES {
+        handles.counters.insert(key, counter.clone());
+    }
+    counter
+}
+
+fn histogram(name: &'static str, queue: &str) -> Histogram {
+    let make = || metrics::histogram!(name, "queue" => queue.to_owned());
+    if !crate::monitor::recorder::settled() {
+        return make();
+    }
+    let mut handles = HANDLES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(histogram) = handles.histograms.get(&(name, queue.to_owned())) {
+        return histogram.clone();
+    }
+    let histogram = make();
+    if handles.histograms.len() < MAX_SERIES {
+        handles
+            .histograms
+            .insert((name, queue.to_owned()), histogram.clone());
+    }
+    histogram
+}
+
+/// Handles kept at most (queues are named in code, so this is never near).
+const MAX_SERIES: usize = 4096;
+
 pub(super) fn enqueued(queue: &str, priority: Priority, count: u64) {
-    metrics::counter!(names::JOBS_ENQUEUED, "queue" => queue.to_owned(), "priority" => priority.label())
-        .increment(count);
+    counter(names::JOBS_ENQUEUED, queue, priority, "").increment(count);
 }
 
 pub(super) fn started(queue: &str, priority: Priority, waited: Duration) {
-    metrics::counter!(names::JOBS_STARTED, "queue" => queue.to_owned(), "priority" => priority.label())
-        .increment(1);
-    metrics::histogram!(names::JOBS_WAIT, "queue" => queue.to_owned()).record(waited.as_secs_f64());
+    counter(names::JOBS_STARTED, queue, priority, "").increment(1);
+    histogram(names::JOBS_WAIT, queue).record(waited.as_secs_f64());
 }
 
 pub(super) fn finished(queue: &str, priority: Priority, outcome: &'static str, ran: Duration) {
-    metrics::counter!(
-        names::JOBS_FINISHED,
-        "queue" => queue.to_owned(),
-        "priority" => priority.label(),
-        "outcome" => outcome
-    )
-    .increment(1);
-    metrics::histogram!(names::JOBS_RUN, "queue" => queue.to_owned()).record(ran.as_secs_f64());
+    counter(names::JOBS_FINISHED, queue, priority, outcome).increment(1);
+    histogram(names::JOBS_RUN, queue).record(ran.as_secs_f64());
 }
 
 pub(super) fn rescued(rescued: u64, buried: u64) {

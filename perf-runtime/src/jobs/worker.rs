@@ -154,8 +154,11 @@ impl WorkerPool {
         let (stop, stopped) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(claim_loop(Arc::clone(&shared), stopped.clone())),
-            tokio::spawn(sweep_loop(Arc::clone(&shared), stopped)),
+            tokio::spawn(sweep_loop(Arc::clone(&shared), stopped.clone())),
         ];
+        // Not among `tasks`: shutdown awaits those before draining, and the
+        // draining jobs still need their leases kept.
+        tokio::spawn(heartbeat_loop(Arc::clone(&shared), stopped));
         Ok(WorkerPool {
             shared,
             stop,
@@ -311,14 +314,12 @@ async fn run_job(shared: &Shared, job: Claimed) {
         metrics::finished(&queue, priority, "dead", started.elapsed());
         return;
     };
-    let heartbeat = keep_alive(shared, lease.clone());
     let body = AssertUnwindSafe((handler.run)(&record.job.payload)).catch_unwind();
     let outcome = match tokio::time::timeout(record.job.timeout, body).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(panic)) => JobOutcome::Failed(format!("panicked: {}", panic_message(&*panic))),
         Err(_) => JobOutcome::Failed(format!("timed out after {:?}", record.job.timeout)),
     };
-    heartbeat.abort();
     let ran = started.elapsed();
     let store = &shared.store;
     let label = match outcome {
@@ -373,25 +374,37 @@ async fn bury(shared: &Shared, lease: &Lease, reason: &str) {
     }
 }
 
-/// Extends the job's lease every heartbeat until aborted.
-fn keep_alive(shared: &Shared, lease: Lease) -> AbortHandle {
-    let store = Arc::clone(&shared.store);
-    let (every, extend) = (shared.config.heartbeat, shared.config.lease);
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
-            ticks.tick().await;
-            match store.heartbeat(&lease, extend).await {
+/// Extends the lease of every job running in this pool, every heartbeat:
+/// one loop for the pool rather than a task per job.
+async fn heartbeat_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let every = shared.config.heartbeat;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stopped.changed() => {}
+        }
+        // After a stop, running jobs still finish within the grace period
+        // (or are handed back): keep their leases until the pool is empty.
+        let leases: Vec<Lease> = shared
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|(lease, _)| lease.clone())
+            .collect();
+        if *stopped.borrow() && leases.is_empty() {
+            return;
+        }
+        for lease in leases {
+            match shared.store.heartbeat(&lease, shared.config.lease).await {
                 Ok(Fenced::Accepted) => {}
                 Ok(Fenced::Stale) => {
                     tracing::warn!(job = %lease.id, "job lease lost (taken over); its outcome will be refused");
-                    return;
                 }
                 Err(error) => tracing::warn!(job = %lease.id, %error, "heartbeat failed"),
             }
         }
-    })
-    .abort_handle()
+    }
 }
 
 async fn sweep_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
