@@ -87,6 +87,15 @@ const INSERT: &str = concat!(
     "DO NOTHING RETURNING id"
 );
 
+/// A job without a unique key, and the wake-up, in one round trip.
+const INSERT_NOTIFY: &str = concat!(
+    "WITH job AS (INSERT INTO perf_jobs (name, queue, priority, payload, state, run_at, ",
+    "max_attempts, backoff, timeout_ms, enqueued_at) ",
+    "VALUES ($1, $2, $3, $4, 'available', $5, $6, $7, $8, ",
+    now_ms!(),
+    ") RETURNING id, queue) SELECT id, pg_notify('perf_jobs', queue)::text FROM job"
+);
+
 const PENDING_WITH_KEY: &str =
     "SELECT id FROM perf_jobs WHERE unique_key = $1 AND state IN ('available', 'running')";
 
@@ -104,12 +113,17 @@ const INSERT_BATCH: &str = concat!(
     " FROM rows ORDER BY n RETURNING id"
 );
 
+/// Per queue, the best runnable rows in index order (a LATERAL scan of
+/// `perf_jobs_runnable`, so a backlog of any size costs a few index reads,
+/// never a sort), then the best of those across queues.
 const CLAIM: &str = concat!(
-    "WITH picked AS (SELECT id FROM perf_jobs WHERE state = 'available' AND queue = ANY($1) ",
-    "AND run_at <= ",
+    "WITH picked AS (SELECT j.id FROM unnest($1::text[]) AS q(name) ",
+    "CROSS JOIN LATERAL (SELECT id, priority, run_at FROM perf_jobs ",
+    "WHERE state = 'available' AND queue = q.name AND run_at <= ",
     now_ms!(),
-    " AND queue NOT IN (SELECT queue FROM perf_job_queues WHERE paused) ",
-    "ORDER BY priority DESC, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) ",
+    " ORDER BY priority DESC, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) j ",
+    "WHERE q.name NOT IN (SELECT queue FROM perf_job_queues WHERE paused) ",
+    "ORDER BY j.priority DESC, j.run_at, j.id LIMIT $2) ",
     "UPDATE perf_jobs j SET state = 'running', attempts = j.attempts + 1, ",
     "token = nextval('perf_jobs_token'), worker = $4, lease_until = ",
     now_ms!(),
@@ -344,6 +358,30 @@ impl JobStore for PostgresStore {
     }
 
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
+        if job.unique_key.is_none() {
+            let params = Params::new()
+                .bind(job.name)
+                .bind(job.queue)
+                .bind(job.priority.0)
+                .bind(job.payload)
+                .bind(millis(job.run_at))
+                .bind(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+                .bind(encode_backoff(&job.backoff)?)
+                .bind(i64::try_from(job.timeout.as_millis()).unwrap_or(i64::MAX));
+            let row: Option<(i64, String)> = self
+                .db
+                .fetch_optional(INSERT_NOTIFY, params)
+                .await
+                .map_err(|e| unavailable(&e))?;
+            let (id, _) = row.ok_or_else(|| StoreError::Unavailable {
+                store: "postgres",
+                message: "the insert returned no id".to_owned(),
+            })?;
+            return Ok(Enqueued {
+                id: JobId(id as u64),
+                duplicate: false,
+            });
+        }
         // A conflict whose pending job finishes between our insert and our
         // look-up leaves neither: insert again.
         for _ in 0..3 {

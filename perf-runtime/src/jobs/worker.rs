@@ -3,7 +3,7 @@
 //! and reports the outcome to the store. A sweeper takes back jobs whose
 //! worker's lease ran out (in this process or any other).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -120,6 +120,8 @@ struct Shared {
     worker: WorkerId,
     slots: Arc<Semaphore>,
     running: Mutex<HashMap<JobId, (Lease, AbortHandle)>>,
+    /// Claimed by this pool, waiting for a free slot.
+    prefetched: Mutex<HashMap<JobId, Lease>>,
 }
 
 impl std::fmt::Debug for WorkerPool {
@@ -150,6 +152,7 @@ impl WorkerPool {
             config,
             worker: WorkerId::fresh(),
             running: Mutex::new(HashMap::new()),
+            prefetched: Mutex::new(HashMap::new()),
         });
         let (stop, stopped) = watch::channel(false);
         let tasks = vec![
@@ -214,69 +217,93 @@ impl Drop for WorkerPool {
 
 async fn claim_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     let mut failures = 0u32;
+    // Claimed ahead of a free slot: one claim serves a round of jobs instead
+    // of one claim per freed slot (a round trip per job on a remote store).
+    let mut buffer: VecDeque<Claimed> = VecDeque::new();
     while !*stopped.borrow() {
-        // Wait for a free slot, then claim as many jobs as slots are free.
-        let first = tokio::select! {
+        let permit = tokio::select! {
             permit = Arc::clone(&shared.slots).acquire_owned() => permit,
-            _ = stopped.changed() => return,
+            _ = stopped.changed() => break,
         };
-        let Ok(first) = first else {
-            return;
+        let Ok(permit) = permit else {
+            break;
         };
-        let free = shared.slots.available_permits() + 1;
-        let claimed = shared
-            .store
-            .claim(
-                &shared.worker,
-                &shared.config.queues,
-                free,
-                shared.config.lease,
-            )
-            .await;
-        let claimed = match claimed {
-            Ok(claimed) => {
-                failures = 0;
-                claimed
+        if buffer.is_empty() {
+            let want = shared.slots.available_permits() + 1 + shared.config.concurrency;
+            match shared
+                .store
+                .claim(
+                    &shared.worker,
+                    &shared.config.queues,
+                    want,
+                    shared.config.lease,
+                )
+                .await
+            {
+                Ok(claimed) => {
+                    failures = 0;
+                    shared.prefetched(claimed.iter().map(|job| job.lease.clone()));
+                    buffer.extend(claimed);
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(store = shared.store.kind(), %error, "claiming jobs failed; retrying");
+                    drop(permit);
+                    let wait = Duration::from_millis(100).saturating_mul(1 << failures.min(5));
+                    let _ = tokio::time::timeout(wait, stopped.changed()).await;
+                    continue;
+                }
             }
-            Err(error) => {
-                failures = failures.saturating_add(1);
-                tracing::warn!(store = shared.store.kind(), %error, "claiming jobs failed; retrying");
-                drop(first);
-                let wait = Duration::from_millis(100).saturating_mul(1 << failures.min(5));
-                let _ = tokio::time::timeout(wait, stopped.changed()).await;
-                continue;
-            }
-        };
-        if claimed.is_empty() {
-            drop(first);
+        }
+        let Some(job) = buffer.pop_front() else {
+            drop(permit);
             tokio::select! {
                 () = shared.store.wait_for_work(shared.config.idle_poll) => {}
                 _ = stopped.changed() => {}
             }
             continue;
-        }
-        let mut permits = Some(first);
-        for job in claimed {
-            let permit = match permits.take() {
-                Some(permit) => permit,
-                // Claimed no more than were free; only this loop takes slots.
-                None => match Arc::clone(&shared.slots).try_acquire_owned() {
-                    Ok(permit) => permit,
-                    Err(_) => {
-                        let _ = shared.store.release(&job.lease).await;
-                        continue;
-                    }
-                },
+        };
+        spawn_job(&shared, job, permit);
+        while !buffer.is_empty() {
+            let Ok(permit) = Arc::clone(&shared.slots).try_acquire_owned() else {
+                break;
             };
-            spawn_job(&shared, job, permit);
+            if let Some(job) = buffer.pop_front() {
+                spawn_job(&shared, job, permit);
+            }
         }
         metrics::busy(shared.config.concurrency - shared.slots.available_permits());
+    }
+    // Claimed but never started: back to the store for any worker.
+    for job in buffer {
+        shared.unprefetch(job.lease.id);
+        if let Err(error) = shared.store.release(&job.lease).await {
+            tracing::warn!(job = %job.lease.id, %error, "could not hand a job back; its lease will run out");
+        }
+    }
+}
+
+impl Shared {
+    fn prefetched(&self, leases: impl Iterator<Item = Lease>) {
+        let mut prefetched = self
+            .prefetched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        prefetched.extend(leases.map(|lease| (lease.id, lease)));
+    }
+
+    fn unprefetch(&self, id: JobId) {
+        self.prefetched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
     }
 }
 
 fn spawn_job(shared: &Arc<Shared>, job: Claimed, permit: tokio::sync::OwnedSemaphorePermit) {
     let lease = job.lease.clone();
     let id = lease.id;
+    shared.unprefetch(id);
     let task_shared = Arc::clone(shared);
     // Registered before the task can finish and remove itself.
     let mut running = shared
@@ -385,13 +412,21 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>)
         }
         // After a stop, running jobs still finish within the grace period
         // (or are handed back): keep their leases until the pool is empty.
-        let leases: Vec<Lease> = shared
+        let mut leases: Vec<Lease> = shared
             .running
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
             .map(|(lease, _)| lease.clone())
             .collect();
+        leases.extend(
+            shared
+                .prefetched
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values()
+                .cloned(),
+        );
         if *stopped.borrow() && leases.is_empty() {
             return;
         }
