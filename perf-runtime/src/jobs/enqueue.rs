@@ -65,6 +65,15 @@ pub enum JobError {
         /// Its last error.
         reason: String,
     },
+    /// Two or more linked `#[async_job]` functions go by this job's name:
+    /// a worker could not tell which body to run.
+    #[error(
+        "job `{name}` was not enqueued: several #[async_job] functions go by this name; give each a distinct `name = \"…\"`"
+    )]
+    SharedName {
+        /// The job's name.
+        name: &'static str,
+    },
     /// An inline run failed.
     #[error("job `{name}` failed inline: {reason}")]
     Inline {
@@ -239,6 +248,11 @@ impl<A: Serialize + Send + 'static> Enqueue<A> {
 
     /// The job as the store will get it.
     pub(super) fn to_job(&self) -> Result<NewJob, JobError> {
+        if registry::is_shared(self.spec.name) {
+            return Err(JobError::SharedName {
+                name: self.spec.name,
+            });
+        }
         let payload = registry::encode(&self.args).map_err(|reason| JobError::Encode {
             name: self.spec.name,
             reason,

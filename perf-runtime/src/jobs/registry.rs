@@ -74,38 +74,66 @@ pub struct JobHandler {
 
 inventory::collect!(JobHandler);
 
-/// Every handler linked into the binary, by name. Two handlers with one
-/// name are a build mistake; the first registered wins and the clash is
-/// logged once.
-static HANDLERS: LazyLock<HashMap<&'static str, &'static JobHandler>> = LazyLock::new(|| {
+/// Every handler linked into the binary, by name, and the names two or
+/// more of them share.
+struct Registry {
+    handlers: HashMap<&'static str, &'static JobHandler>,
+    /// Sorted. Such a name has no handler: which body a stored job would
+    /// run depends on link order, so it runs none (see [`check`]).
+    shared: Vec<&'static str>,
+}
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     let mut handlers = HashMap::new();
+    let mut shared = Vec::new();
     for handler in inventory::iter::<JobHandler> {
-        if let Some(first) = handlers.insert(handler.spec.name, handler) {
-            tracing::error!(
-                job = handler.spec.name,
-                "two #[async_job] functions share one name; give one `name = \"…\"`"
-            );
-            handlers.insert(handler.spec.name, first);
+        if handlers.insert(handler.spec.name, handler).is_some() {
+            shared.push(handler.spec.name);
         }
     }
-    handlers
+    shared.sort_unstable();
+    shared.dedup();
+    for name in &shared {
+        handlers.remove(name);
+    }
+    Registry { handlers, shared }
 });
+
+/// `Err` with the job names two or more linked `#[async_job]` functions
+/// share (functions of one name in two modules, or one `name = "…"` given
+/// twice). Worker pools refuse to start and enqueues of those names fail
+/// with it: before, the first handler linked won, so jobs on the other's
+/// queue were never claimed and their handles waited forever.
+pub(super) fn check() -> Result<(), Vec<&'static str>> {
+    if REGISTRY.shared.is_empty() {
+        Ok(())
+    } else {
+        Err(REGISTRY.shared.clone())
+    }
+}
+
+/// True when two or more linked `#[async_job]` functions go by `name`.
+pub(super) fn is_shared(name: &str) -> bool {
+    // The empty check first: enqueue asks on every call.
+    !REGISTRY.shared.is_empty() && REGISTRY.shared.contains(&name)
+}
 
 /// The handler registered under `name`.
 pub(super) fn handler(name: &str) -> Option<&'static JobHandler> {
-    HANDLERS.get(name).copied()
+    REGISTRY.handlers.get(name).copied()
 }
 
 /// Every registered job name.
 pub(super) fn names() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = HANDLERS.keys().copied().collect();
+    let mut names: Vec<&'static str> = REGISTRY.handlers.keys().copied().collect();
     names.sort_unstable();
     names
 }
 
 /// Every queue a registered job goes to, and `default`.
 pub(super) fn queues() -> Vec<String> {
-    let mut queues: Vec<String> = HANDLERS
+    let mut queues: Vec<String> = REGISTRY
+        .handlers
         .values()
         .map(|handler| handler.spec.queue.to_owned())
         .chain(std::iter::once("default".to_owned()))

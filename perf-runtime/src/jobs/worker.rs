@@ -67,6 +67,16 @@ pub enum WorkerConfigError {
         /// What was expected.
         reason: String,
     },
+    /// Two or more linked `#[async_job]` functions go by one job name, so
+    /// a stored job of that name has no one body to run.
+    #[error(
+        "#[async_job] functions share the job name(s) {}: give each a distinct `name = \"…\"`",
+        .names.join(", ")
+    )]
+    SharedJobName {
+        /// The shared names, sorted.
+        names: Vec<&'static str>,
+    },
 }
 
 impl WorkerConfig {
@@ -139,12 +149,14 @@ impl WorkerPool {
     ///
     /// # Errors
     ///
-    /// The configuration's [`WorkerConfigError`].
+    /// The configuration's [`WorkerConfigError`], or
+    /// [`WorkerConfigError::SharedJobName`] when linked jobs share a name.
     pub fn start(
         store: Arc<dyn JobStore>,
         config: WorkerConfig,
     ) -> Result<WorkerPool, WorkerConfigError> {
         config.check()?;
+        registry::check().map_err(|names| WorkerConfigError::SharedJobName { names })?;
         metrics::describe();
         let shared = Arc::new(Shared {
             store,
