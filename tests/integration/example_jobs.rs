@@ -2,7 +2,8 @@
 //! id, a worker runs `process_user_signup`, which enqueues
 //! `send_notification`, whose result shows on `GET /api/notifications`.
 //! First on the embedded default (memory store), then with
-//! `JOB_STORE=postgres`, where the jobs are rows of `perf_jobs`.
+//! `JOB_STORE=postgres`, where the jobs are rows of `perf_jobs`, and with
+//! `JOB_STORE=redis`, where they are hashes under `{perf:jobs}:`.
 
 mod support;
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 use perf_runtime::PerfConfig;
 use perf_runtime::config::JobStoreKind;
 use perf_runtime::db::Params;
+use perf_runtime::jobs::JobId;
 
 async fn sign_up_and_wait_for_the_welcome(user_id: u64) -> u64 {
     let app = perf_examples::chat::app(Default::default());
@@ -37,7 +39,7 @@ async fn sign_up_and_wait_for_the_welcome(user_id: u64) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signup_runs_in_the_background_on_memory_then_on_postgres() {
+async fn signup_runs_in_the_background_on_memory_postgres_and_redis() {
     let config = PerfConfig::builder()
         .enable_monitoring(false)
         .build()
@@ -79,5 +81,28 @@ async fn signup_runs_in_the_background_on_memory_then_on_postgres() {
     let (name, state) = row.expect("the job is a row of perf_jobs");
     assert_eq!(name, "process_user_signup");
     assert!(state == "completed" || state == "running", "{state}");
+    perf_runtime::shutdown().await;
+
+    let Some(url) = support::service_url("REDIS_URL") else {
+        return;
+    };
+    let config = PerfConfig::builder()
+        .redis_url(&url)
+        .job_store(JobStoreKind::Redis)
+        .enable_monitoring(false)
+        .build()
+        .expect("valid config");
+    perf_runtime::init(config)
+        .await
+        .expect("init with JOB_STORE=redis");
+    let job_id = sign_up_and_wait_for_the_welcome(user + 2).await;
+    let store = perf_runtime::jobs::global().store().clone();
+    assert_eq!(store.kind(), "redis");
+    let record = store
+        .get(JobId(job_id))
+        .await
+        .expect("read from Redis")
+        .expect("the job is kept in Redis");
+    assert_eq!(record.job.name, "process_user_signup");
     perf_runtime::shutdown().await;
 }

@@ -1,4 +1,5 @@
-//! Workers killed with SIGKILL lose no job (PostgreSQL store).
+//! Workers killed with SIGKILL lose no job, on the PostgreSQL store and on
+//! the Redis store (the logs of attempts stay in PostgreSQL for both).
 //!
 //! 10,000 jobs; two worker processes (this test binary re-run as
 //! `crash_worker`), 8 jobs at a time each; one of them `kill -9`ed three
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use perf_runtime::async_job;
 use perf_runtime::db::{Db, Params};
-use perf_runtime::jobs::{Jobs, PostgresStore, WorkerConfig};
+use perf_runtime::jobs::{JobStore, Jobs, PostgresStore, RedisStore, WorkerConfig};
 
 const JOBS: u64 = 10_000;
 const WORKERS: usize = 2;
@@ -25,6 +26,10 @@ const CONCURRENCY: usize = 8;
 const KILLS: usize = 3;
 
 static DB: OnceLock<Db> = OnceLock::new();
+
+/// The two runs share the machine's two cores: one at a time, so that
+/// neither starves the other's workers.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[async_job(
     queue = "it_crash",
@@ -51,14 +56,52 @@ const SCHEMA: [&str; 2] = [
     "CREATE TABLE IF NOT EXISTS perf_test_crash_done (run BIGINT, key BIGINT, pid BIGINT)",
 ];
 
-async fn connect(url: &str) -> (perf_runtime::Perf, Db) {
-    let config = perf_runtime::PerfConfig::builder()
+/// Where the jobs of a run live: `postgres`, or `redis:<namespace>`.
+#[derive(Clone)]
+enum StoreKind {
+    Postgres,
+    Redis { url: String, namespace: String },
+}
+
+impl StoreKind {
+    /// Passed to the worker processes in `PERF_CRASH_STORE`.
+    fn to_env(&self) -> String {
+        match self {
+            StoreKind::Postgres => "postgres".to_owned(),
+            StoreKind::Redis { url, namespace } => format!("redis {url} {namespace}"),
+        }
+    }
+
+    fn from_env(text: &str) -> StoreKind {
+        match text.split(' ').collect::<Vec<_>>().as_slice() {
+            ["postgres"] => StoreKind::Postgres,
+            ["redis", url, namespace] => StoreKind::Redis {
+                url: (*url).to_owned(),
+                namespace: (*namespace).to_owned(),
+            },
+            _ => panic!("PERF_CRASH_STORE={text}: expected postgres or redis URL NAMESPACE"),
+        }
+    }
+}
+
+/// The runtime on `url` (and on Redis for a Redis run), its pool, and the
+/// store of the run.
+async fn connect(url: &str, kind: &StoreKind) -> (perf_runtime::Perf, Db, Arc<dyn JobStore>) {
+    let mut config = perf_runtime::PerfConfig::builder()
         .database_url(url)
         .db_max_connections(12)
-        .enable_monitoring(false)
-        .build()
-        .expect("valid config");
-    support::pg_pool::start_pool(config).await
+        .enable_monitoring(false);
+    if let StoreKind::Redis { url, .. } = kind {
+        config = config.redis_url(url);
+    }
+    let (perf, db) = support::pg_pool::start_pool(config.build().expect("valid config")).await;
+    let store: Arc<dyn JobStore> = match kind {
+        StoreKind::Postgres => Arc::new(PostgresStore::connect(db.clone()).await.expect("store")),
+        StoreKind::Redis { namespace, .. } => {
+            Arc::new(RedisStore::from_perf(&perf, namespace.as_str()).expect("Redis is configured"))
+        }
+    };
+    (perf, db, store)
 }
 
 /// A worker process: works the queue until killed.
@@ -67,10 +110,10 @@ async fn crash_worker() {
     let Ok(url) = std::env::var("PERF_CRASH_DB") else {
         return; // Only runs when spawned by the parent test.
     };
-    let (_perf, db) = connect(&url).await;
-    DB.set(db.clone()).expect("once");
-    let store = PostgresStore::connect(db).await.expect("store");
-    let jobs = Jobs::new(Arc::new(store));
+    let kind = StoreKind::from_env(&std::env::var("PERF_CRASH_STORE").expect("set with the db"));
+    let (_perf, db, store) = connect(&url, &kind).await;
+    DB.set(db).expect("once");
+    let jobs = Jobs::new(store);
     let mut config = WorkerConfig::default();
     config.concurrency = CONCURRENCY;
     config.queues = vec!["it_crash".to_owned()];
@@ -83,13 +126,35 @@ async fn crash_worker() {
     tokio::time::sleep(Duration::from_secs(600)).await;
 }
 
-fn spawn_worker(url: &str) -> Child {
+fn spawn_worker(url: &str, kind: &StoreKind) -> Child {
     Command::new(std::env::current_exe().expect("test binary"))
         .args(["crash_worker", "--exact", "--nocapture", "--test-threads=1"])
         .env("PERF_CRASH_DB", url)
+        .env("PERF_CRASH_STORE", kind.to_env())
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn a worker process")
+}
+
+/// Waits until worker `pid` is inside at least one job's body (an attempt
+/// logged, its completion not), so that killing it cuts attempts off: a
+/// worker still starting or between jobs would make the kill prove nothing.
+async fn wait_until_running_jobs(db: &Db, run: i64, pid: u32) {
+    let sql = "SELECT count(*) FROM perf_test_crash_attempts a WHERE a.run = $1 AND a.pid = $2 \
+               AND NOT EXISTS (SELECT 1 FROM perf_test_crash_done d \
+                               WHERE d.run = a.run AND d.key = a.key AND d.pid = a.pid)";
+    // Bounded by looks, not by a clock: 500 looks 20 ms apart.
+    for _ in 0..500 {
+        let row: Option<(i64,)> = db
+            .fetch_optional(sql, Params::new().bind(run).bind(i64::from(pid)))
+            .await
+            .expect("count running attempts");
+        if row.is_some_and(|(n,)| n > 0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("worker {pid} never started a job");
 }
 
 async fn count(db: &Db, sql: &'static str, run: i64) -> i64 {
@@ -101,27 +166,53 @@ async fn count(db: &Db, sql: &'static str, run: i64) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_killed_with_sigkill_lose_no_job() {
+async fn workers_killed_with_sigkill_lose_no_job_on_postgres() {
     let Some(url) = support::service_url("DATABASE_URL") else {
         return;
     };
-    let (perf, db) = connect(&url).await;
+    kill_workers_and_count(&url, StoreKind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_killed_with_sigkill_lose_no_job_on_redis() {
+    let (Some(url), Some(redis)) = (
+        support::service_url("DATABASE_URL"),
+        support::service_url("REDIS_URL"),
+    ) else {
+        return;
+    };
+    let namespace = format!("perf-test-crash-{}", support::run_id());
+    kill_workers_and_count(
+        &url,
+        StoreKind::Redis {
+            url: redis,
+            namespace,
+        },
+    )
+    .await;
+}
+
+/// Enqueues the jobs, runs two worker processes on `kind`, kills one three
+/// times, then classifies every job.
+async fn kill_workers_and_count(url: &str, kind: StoreKind) {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let (perf, db, store) = connect(url, &kind).await;
     for statement in SCHEMA {
         db.execute(statement, Params::new()).await.expect("schema");
     }
-    let store = PostgresStore::connect(db.clone()).await.expect("store");
-    let jobs = Jobs::new(Arc::new(store));
+    let jobs = Jobs::new(store);
     let run = support::run_id() as i64;
     for chunk in (0..JOBS as i64).collect::<Vec<_>>().chunks(2_000) {
         let batch = chunk.iter().map(|&key| crash_job(run, key));
         jobs.enqueue_batch(batch).await.expect("enqueue");
     }
 
-    let mut workers: Vec<Child> = (0..WORKERS).map(|_| spawn_worker(&url)).collect();
+    let mut workers: Vec<Child> = (0..WORKERS).map(|_| spawn_worker(url, &kind)).collect();
     let done_sql = "SELECT count(DISTINCT key) FROM perf_test_crash_done WHERE run = $1";
     for kill in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         let victim = kill % WORKERS;
+        wait_until_running_jobs(&db, run, workers[victim].id()).await;
         workers[victim].kill().expect("SIGKILL");
         let _ = workers[victim].wait();
         let done = count(&db, done_sql, run).await;
@@ -130,7 +221,7 @@ async fn workers_killed_with_sigkill_lose_no_job() {
             kill + 1
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
-        workers[victim] = spawn_worker(&url);
+        workers[victim] = spawn_worker(url, &kind);
     }
     let last_kill = Instant::now();
     while count(&db, done_sql, run).await < JOBS as i64
@@ -164,8 +255,9 @@ async fn workers_killed_with_sigkill_lose_no_job() {
     )
     .await;
     println!(
-        "jobs {JOBS}: ok {ok}, recovered {recovered}, duplicated {duplicated}, lost {lost}, \
-         unexpected {unexpected}; all done {drained_in:?} after the last kill"
+        "{} jobs {JOBS}: ok {ok}, recovered {recovered}, duplicated {duplicated}, lost {lost}, \
+         unexpected {unexpected}; all done {drained_in:?} after the last kill",
+        kind.to_env().split(' ').next().unwrap_or_default()
     );
     assert_eq!(lost, 0, "no job lost");
     assert_eq!(unexpected, 0, "no completion of a job never enqueued");

@@ -34,6 +34,8 @@ mod metrics;
 mod model;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 mod registry;
 mod store;
 mod worker;
@@ -47,6 +49,8 @@ pub use model::{
 };
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
 pub use registry::{IntoJobOutcome, JobHandler, JobOutcome, MAX_PAYLOAD_BYTES, RunFn};
 pub use store::{AfterFailure, Enqueued, Fenced, JobStore, QueueDepth, StoreError};
 pub use worker::{WorkerConfig, WorkerConfigError, WorkerPool};
@@ -270,11 +274,12 @@ async fn postgres_store(_: &crate::Perf) -> Result<Arc<dyn JobStore>, crate::Ini
 }
 
 #[cfg(feature = "redis")]
-fn redis_store(_perf: &crate::Perf) -> Result<Arc<dyn JobStore>, crate::InitError> {
-    Err(crate::InitError::Jobs {
+fn redis_store(perf: &crate::Perf) -> Result<Arc<dyn JobStore>, crate::InitError> {
+    let store = RedisStore::from_perf(perf, "perf:jobs").ok_or_else(|| crate::InitError::Jobs {
         store: "redis",
-        reason: "the Redis job store is not in this build yet; use memory or postgres".to_owned(),
-    })
+        reason: "needs REDIS_URL (or REDIS_HOST)".to_owned(),
+    })?;
+    Ok(Arc::new(store))
 }
 
 #[cfg(not(feature = "redis"))]

@@ -1,0 +1,871 @@
+//! [`RedisStore`]: jobs kept in Redis, surviving restarts of the workers.
+//!
+//! Layout, every key under the prefix `{namespace}:` (the braces are a hash
+//! tag: a Redis Cluster keeps the whole store in one slot, so the scripts
+//! below may touch any of its keys):
+//!
+//! | key                | type | holds                                          |
+//! |--------------------|------|------------------------------------------------|
+//! | `job:<id>`         | hash | one job's record                               |
+//! | `ready:<queue>`    | zset | runnable ids, by `-priority · 2³⁷ + sequence`  |
+//! | `scheduled`        | zset | ids waiting for their time, by `run_at` (ms)   |
+//! | `running`          | zset | leased ids, by lease deadline (ms)             |
+//! | `dead`, `dead:<q>` | zset | dead ids, by order of death (all, per queue)   |
+//! | `unique`           | hash | unique key → pending id                        |
+//! | `n:scheduled`, `n:running` | hash | queue → count (for `depths`)          |
+//! | `queues`, `paused` | set  | queue names seen, paused queue names           |
+//! | `seq:*`            | int  | ids, tokens, ready and death sequences         |
+//!
+//! Every change touching more than one key is one Lua script, so a crash or
+//! a concurrent caller never sees a job half moved (in two sets, or none).
+//! Lease deadlines and "now" come from the Redis server's clock, so workers
+//! with skewed clocks agree on when a lease ran out.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use fred::bytes::Bytes;
+use fred::interfaces::{HashesInterface, LuaInterface, SetsInterface};
+use fred::prelude::Client;
+use fred::types::Value;
+use tokio::sync::Notify;
+
+use super::model::{Claimed, JobId, JobRecord, JobState, Lease, NewJob, WorkerId};
+use super::store::{AfterFailure, Enqueued, Fenced, JobStore, QueueDepth, StoreError};
+
+/// How often a worker waiting for work looks again: jobs enqueued by other
+/// processes send no signal here.
+const POLL: Duration = Duration::from_millis(50);
+/// Expired leases taken back per script run: one run blocks Redis for its
+/// duration, so a large backlog is handled in several short runs.
+const RESCUE_BATCH: usize = 1_000;
+/// Dead jobs deleted per script run (same reason).
+const PURGE_BATCH: usize = 1_000;
+/// Largest millisecond value handed to Lua, whose numbers are doubles.
+const MAX_MS: u64 = 1 << 52;
+/// Arguments per job of the enqueue script.
+const ENQUEUE_WIDTH: usize = 8;
+
+/// Helpers shared by the scripts. A macro, not a `const`, so that
+/// `concat!` can prepend it.
+///
+/// - `num` formats numbers itself: Redis turns a Lua number argument into
+///   text with `%.14g`, which would round ids, scores and times beyond 14
+///   digits.
+/// - The ready score `-priority · 2³⁷ + sequence` orders by priority, then
+///   FIFO; with priorities in `i16` it stays below 2⁵³, where doubles (zset
+///   scores, Lua numbers) are exact. The sequence orders 2³⁷ readyings.
+/// - Completed records expire after 24 h (`get` and `wait` still see them
+///   for a while; memory stays bounded); dead ones stay until purged.
+macro_rules! prelude {
+    () => {
+        r#"
+local P = KEYS[1]
+local function num(x) return string.format('%.0f', x) end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function job_key(id) return P .. 'job:' .. id end
+local function count(state, queue, delta)
+  redis.call('HINCRBY', P .. 'n:' .. state, queue, delta)
+end
+local function make_ready(id, queue, priority)
+  local seq = redis.call('INCR', P .. 'seq:ready')
+  redis.call('ZADD', P .. 'ready:' .. queue, num(-priority * 137438953472 + seq), id)
+  redis.call('HSET', job_key(id), 'state', 'available')
+end
+local function schedule(id, queue, priority, at, now)
+  if at <= now then
+    make_ready(id, queue, priority)
+  else
+    redis.call('ZADD', P .. 'scheduled', num(at), id)
+    redis.call('HSET', job_key(id), 'state', 'scheduled', 'run_at', num(at))
+    count('scheduled', queue, 1)
+  end
+end
+local function leased(id, token)
+  local f = redis.call('HMGET', job_key(id), 'state', 'token', 'queue', 'priority')
+  if f[1] ~= 'running' or f[2] ~= token then return nil end
+  return f
+end
+local function unlease(id, queue)
+  redis.call('ZREM', P .. 'running', id)
+  count('running', queue, -1)
+end
+local function finish(id, queue, state, reason, now)
+  local key = job_key(id)
+  redis.call('HSET', key, 'state', state, 'finished_at', num(now))
+  if reason then redis.call('HSET', key, 'last_error', reason) end
+  local unique = redis.call('HGET', key, 'unique_key')
+  if unique and redis.call('HGET', P .. 'unique', unique) == id then
+    redis.call('HDEL', P .. 'unique', unique)
+  end
+  if state == 'dead' then
+    local seq = num(redis.call('INCR', P .. 'seq:dead'))
+    redis.call('ZADD', P .. 'dead', seq, id)
+    redis.call('ZADD', P .. 'dead:' .. queue, seq, id)
+  else
+    redis.call('HDEL', key, 'payload')
+    redis.call('PEXPIRE', key, 86400000)
+  end
+end
+"#
+    };
+}
+
+/// ARGV: per job `queue, priority, run_at ms, max_attempts, has unique key
+/// (0/1), unique key, encoded job, payload`. Returns `id, duplicate` pairs.
+const ENQUEUE: &str = concat!(
+    prelude!(),
+    r#"
+local now = now_ms()
+local out = {}
+for a = 0, #ARGV - 1, 8 do
+  local queue, priority, run_at = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+  -- 0 means "now" (see `enqueue_batch`); the record keeps the server's now.
+  if run_at < now then run_at = now end
+  local has_unique, unique = ARGV[a + 5] == '1', ARGV[a + 6]
+  local pending = false
+  if has_unique then
+    pending = redis.call('HGET', P .. 'unique', unique)
+    if pending and redis.call('EXISTS', job_key(pending)) == 0 then pending = false end
+  end
+  if pending then
+    out[#out + 1] = tonumber(pending)
+    out[#out + 1] = 1
+  else
+    local id = num(redis.call('INCR', P .. 'seq:id'))
+    local key = job_key(id)
+    redis.call('HSET', key, 'id', id, 'queue', queue, 'priority', priority,
+      'run_at', num(run_at), 'max_attempts', ARGV[a + 4], 'job', ARGV[a + 7],
+      'payload', ARGV[a + 8], 'attempts', '0', 'rescues', '0', 'enqueued_at', num(now))
+    if has_unique then
+      redis.call('HSET', key, 'unique_key', unique)
+      redis.call('HSET', P .. 'unique', unique, id)
+    end
+    redis.call('SADD', P .. 'queues', queue)
+    schedule(id, queue, tonumber(priority), run_at, now)
+    out[#out + 1] = tonumber(id)
+    out[#out + 1] = 0
+  end
+end
+return out
+"#
+);
+
+/// ARGV: limit, lease ms, worker, queues... Promotes due scheduled jobs
+/// (all of them, in `run_at` order, so a due job of higher priority is
+/// never passed over), then leases the best heads of the unpaused queues.
+/// Returns `token, record fields` pairs.
+const CLAIM: &str = concat!(
+    prelude!(),
+    r#"
+local now = now_ms()
+local due = redis.call('ZRANGEBYSCORE', P .. 'scheduled', '-inf', num(now))
+for i = 1, #due do
+  local id = due[i]
+  redis.call('ZREM', P .. 'scheduled', id)
+  local f = redis.call('HMGET', job_key(id), 'queue', 'priority')
+  if f[1] then
+    count('scheduled', f[1], -1)
+    make_ready(id, f[1], tonumber(f[2]))
+  end
+end
+local limit = tonumber(ARGV[1])
+local deadline = num(now + tonumber(ARGV[2]))
+local queues = {}
+for i = 4, #ARGV do
+  if redis.call('SISMEMBER', P .. 'paused', ARGV[i]) == 0 then
+    queues[#queues + 1] = ARGV[i]
+  end
+end
+local out = {}
+local claimed = 0
+while claimed < limit do
+  local best, best_score, best_queue = nil, nil, nil
+  for j = 1, #queues do
+    local head = redis.call('ZRANGE', P .. 'ready:' .. queues[j], 0, 0, 'WITHSCORES')
+    if head[1] then
+      local score = tonumber(head[2])
+      if best == nil or score < best_score then
+        best, best_score, best_queue = head[1], score, queues[j]
+      end
+    end
+  end
+  if best == nil then break end
+  redis.call('ZREM', P .. 'ready:' .. best_queue, best)
+  local key = job_key(best)
+  if redis.call('EXISTS', key) == 1 then
+    local token = num(redis.call('INCR', P .. 'seq:token'))
+    redis.call('HINCRBY', key, 'attempts', 1)
+    redis.call('HSET', key, 'state', 'running', 'token', token, 'worker', ARGV[3],
+      'lease_until', deadline)
+    redis.call('ZADD', P .. 'running', deadline, best)
+    count('running', best_queue, 1)
+    out[#out + 1] = token
+    out[#out + 1] = redis.call('HGETALL', key)
+    claimed = claimed + 1
+  end
+end
+return out
+"#
+);
+
+/// ARGV: id, token, extension ms.
+const HEARTBEAT: &str = concat!(
+    prelude!(),
+    r#"
+if not leased(ARGV[1], ARGV[2]) then return 0 end
+local deadline = num(now_ms() + tonumber(ARGV[3]))
+redis.call('ZADD', P .. 'running', deadline, ARGV[1])
+redis.call('HSET', job_key(ARGV[1]), 'lease_until', deadline)
+return 1
+"#
+);
+
+/// ARGV: id, token.
+const COMPLETE: &str = concat!(
+    prelude!(),
+    r#"
+local f = leased(ARGV[1], ARGV[2])
+if not f then return 0 end
+unlease(ARGV[1], f[3])
+finish(ARGV[1], f[3], 'completed', false, now_ms())
+return 1
+"#
+);
+
+/// ARGV: id, token, error, retry_at ms or empty. Returns 0 stale, 1 retry,
+/// 2 dead.
+const FAIL: &str = concat!(
+    prelude!(),
+    r#"
+local id = ARGV[1]
+local f = leased(id, ARGV[2])
+if not f then return 0 end
+local key = job_key(id)
+redis.call('HSET', key, 'last_error', ARGV[3])
+unlease(id, f[3])
+local now = now_ms()
+local attempts = tonumber(redis.call('HGET', key, 'attempts'))
+local max_attempts = tonumber(redis.call('HGET', key, 'max_attempts'))
+if ARGV[4] ~= '' and attempts < max_attempts then
+  schedule(id, f[3], tonumber(f[4]), tonumber(ARGV[4]), now)
+  return 1
+end
+finish(id, f[3], 'dead', false, now)
+return 2
+"#
+);
+
+/// Snooze and release. ARGV: id, token, run_at ms or empty for now.
+const GIVE_BACK: &str = concat!(
+    prelude!(),
+    r#"
+local id = ARGV[1]
+local f = leased(id, ARGV[2])
+if not f then return 0 end
+local key = job_key(id)
+-- Not an attempt: give back the one the claim counted.
+if tonumber(redis.call('HGET', key, 'attempts')) > 0 then
+  redis.call('HINCRBY', key, 'attempts', -1)
+end
+unlease(id, f[3])
+local now = now_ms()
+local at = now
+if ARGV[3] ~= '' then at = tonumber(ARGV[3]) end
+schedule(id, f[3], tonumber(f[4]), at, now)
+return 1
+"#
+);
+
+/// ARGV: id, token, reason.
+const BURY: &str = concat!(
+    prelude!(),
+    r#"
+local f = leased(ARGV[1], ARGV[2])
+if not f then return 0 end
+unlease(ARGV[1], f[3])
+finish(ARGV[1], f[3], 'dead', ARGV[3], now_ms())
+return 1
+"#
+);
+
+/// ARGV: max rescues, batch. Returns rescued, buried, looked at.
+const RESCUE: &str = concat!(
+    prelude!(),
+    r#"
+local now = now_ms()
+local max_rescues = tonumber(ARGV[1])
+local expired = redis.call('ZRANGEBYSCORE', P .. 'running', '-inf', num(now),
+  'LIMIT', 0, tonumber(ARGV[2]))
+local rescued, buried = 0, 0
+for i = 1, #expired do
+  local id = expired[i]
+  local key = job_key(id)
+  local f = redis.call('HMGET', key, 'queue', 'priority')
+  if f[1] then
+    unlease(id, f[1])
+    local rescues = redis.call('HINCRBY', key, 'rescues', 1)
+    if rescues > max_rescues then
+      finish(id, f[1], 'dead', 'its worker stopped answering ' .. rescues ..
+        ' times (lease ran out); not run again', now)
+      buried = buried + 1
+    else
+      make_ready(id, f[1], tonumber(f[2]))
+      rescued = rescued + 1
+    end
+  else
+    redis.call('ZREM', P .. 'running', id)
+  end
+end
+return {rescued, buried, #expired}
+"#
+);
+
+/// ARGV: has queue (0/1), queue, limit. Returns records' fields.
+const LIST_DEAD: &str = concat!(
+    prelude!(),
+    r#"
+local index = P .. 'dead'
+if ARGV[1] == '1' then index = P .. 'dead:' .. ARGV[2] end
+local ids = redis.call('ZRANGE', index, 0, tonumber(ARGV[3]) - 1)
+local out = {}
+for i = 1, #ids do
+  out[#out + 1] = redis.call('HGETALL', job_key(ids[i]))
+end
+return out
+"#
+);
+
+/// ARGV: id.
+const REQUEUE_DEAD: &str = concat!(
+    prelude!(),
+    r#"
+local id = ARGV[1]
+local key = job_key(id)
+local f = redis.call('HMGET', key, 'state', 'queue', 'priority', 'unique_key')
+if f[1] ~= 'dead' then return 0 end
+redis.call('ZREM', P .. 'dead', id)
+redis.call('ZREM', P .. 'dead:' .. f[2], id)
+redis.call('HSET', key, 'attempts', '0', 'rescues', '0')
+redis.call('HDEL', key, 'finished_at')
+if f[4] then redis.call('HSET', P .. 'unique', f[4], id) end
+make_ready(id, f[2], tonumber(f[3]))
+return 1
+"#
+);
+
+/// ARGV: has queue (0/1), queue, batch. Returns how many were deleted.
+const PURGE_DEAD: &str = concat!(
+    prelude!(),
+    r#"
+local index = P .. 'dead'
+if ARGV[1] == '1' then index = P .. 'dead:' .. ARGV[2] end
+local ids = redis.call('ZRANGE', index, 0, tonumber(ARGV[3]) - 1)
+for i = 1, #ids do
+  local id = ids[i]
+  local queue = redis.call('HGET', job_key(id), 'queue')
+  redis.call('DEL', job_key(id))
+  redis.call('ZREM', P .. 'dead', id)
+  if queue then redis.call('ZREM', P .. 'dead:' .. queue, id) end
+end
+return #ids
+"#
+);
+
+/// Returns `queue, available, scheduled, running, dead` per queue.
+const DEPTHS: &str = concat!(
+    prelude!(),
+    r#"
+local queues = redis.call('SMEMBERS', P .. 'queues')
+local out = {}
+for i = 1, #queues do
+  local q = queues[i]
+  out[#out + 1] = q
+  out[#out + 1] = redis.call('ZCARD', P .. 'ready:' .. q)
+  out[#out + 1] = tonumber(redis.call('HGET', P .. 'n:scheduled', q) or '0')
+  out[#out + 1] = tonumber(redis.call('HGET', P .. 'n:running', q) or '0')
+  out[#out + 1] = redis.call('ZCARD', P .. 'dead:' .. q)
+end
+return out
+"#
+);
+
+/// Jobs kept in Redis: they survive a restart of the process (or of every
+/// worker), and any number of processes may enqueue and work them.
+///
+/// Keeps the [`JobStore`] contract with the same semantics as
+/// [`MemoryStore`](super::MemoryStore). Completed records are kept for 24
+/// hours (without their payload); dead ones until purged.
+///
+/// Commands go through the client given: with the runtime's client (see
+/// [`from_perf`](Self::from_perf)) they share its command timeout, so a
+/// script that timed out on the client side may still have run (a claim
+/// whose answer was lost comes back once its lease runs out).
+pub struct RedisStore {
+    client: Client,
+    prefix: String,
+    /// Wakes this process's waiting workers on its own enqueues; work from
+    /// other processes is found by polling.
+    work: Notify,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// A store on `client` (connected, or connecting: calls fail with
+    /// [`StoreError::Unavailable`] until it is) keeping every key under
+    /// `{namespace}:`. Stores with different namespaces are independent; an
+    /// empty namespace means `perf:jobs`.
+    pub fn new(client: Client, namespace: impl Into<String>) -> RedisStore {
+        let mut namespace = namespace.into();
+        if namespace.is_empty() {
+            // `{}` is no hash tag: the keys would spread over cluster slots.
+            namespace = "perf:jobs".to_owned();
+        }
+        RedisStore {
+            client,
+            prefix: format!("{{{namespace}}}:"),
+            work: Notify::new(),
+        }
+    }
+
+    /// A store on the runtime's Redis connection (`REDIS_URL`), or `None`
+    /// when Redis is not configured.
+    pub fn from_perf(perf: &crate::Perf, namespace: impl Into<String>) -> Option<RedisStore> {
+        perf.redis_client()
+            .map(|client| RedisStore::new(client, namespace))
+    }
+
+    async fn run(&self, script: &'static str, args: Vec<Value>) -> Result<Value, StoreError> {
+        self.client
+            .eval::<Value, _, _, _>(script, self.prefix.as_str(), args)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// A script about a claimed job answering 1 (done) or 0 (stale).
+    async fn fenced(&self, script: &'static str, args: Vec<Value>) -> Result<Fenced, StoreError> {
+        Ok(match integer(&self.run(script, args).await?)? {
+            0 => Fenced::Stale,
+            _ => Fenced::Accepted,
+        })
+    }
+}
+
+fn unavailable(error: fred::error::Error) -> StoreError {
+    // The kind and the server's words; fred's errors for commands carry no
+    // URL or password.
+    StoreError::Unavailable {
+        store: "redis",
+        message: format!("{}: {}", error.kind().to_str(), error.details()),
+    }
+}
+
+fn corrupt(message: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        store: "redis",
+        message: message.into(),
+    }
+}
+
+/// Milliseconds since the epoch, rounded up: a job never runs before its
+/// time.
+fn ms(at: SystemTime) -> u64 {
+    let nanos = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+    u64::try_from(nanos.div_ceil(1_000_000))
+        .unwrap_or(MAX_MS)
+        .min(MAX_MS)
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos().div_ceil(1_000_000))
+        .unwrap_or(MAX_MS)
+        .min(MAX_MS)
+}
+
+fn time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+fn text(value: impl ToString) -> Value {
+    Value::from(value.to_string())
+}
+
+fn integer(value: &Value) -> Result<i64, StoreError> {
+    value
+        .as_i64()
+        .ok_or_else(|| corrupt(format!("expected an integer reply, got {value:?}")))
+}
+
+fn lease_args(lease: &Lease) -> Vec<Value> {
+    vec![text(lease.id.0), text(lease.token)]
+}
+
+/// A job hash's fields, as `HGETALL` (or a script) returned them.
+struct Fields(HashMap<String, Value>);
+
+impl Fields {
+    fn from_reply(reply: Value) -> Result<Fields, StoreError> {
+        if reply.is_null() {
+            return Ok(Fields(HashMap::new()));
+        }
+        let mut items = reply.into_array().into_iter();
+        let mut fields = HashMap::new();
+        while let Some(name) = items.next() {
+            let name = name
+                .as_string()
+                .ok_or_else(|| corrupt("a job field without a name"))?;
+            let value = items
+                .next()
+                .ok_or_else(|| corrupt(format!("job field {name} without a value")))?;
+            fields.insert(name, value);
+        }
+        Ok(Fields(fields))
+    }
+
+    fn bytes(&self, name: &str) -> Option<&[u8]> {
+        self.0.get(name).and_then(Value::as_bytes)
+    }
+
+    fn optional_number(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        self.bytes(name)
+            .map(|bytes| {
+                std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|text| text.parse().ok())
+                    .ok_or_else(|| corrupt(format!("job field {name} is not a number")))
+            })
+            .transpose()
+    }
+
+    fn number(&self, name: &str) -> Result<u64, StoreError> {
+        self.optional_number(name)?
+            .ok_or_else(|| corrupt(format!("job field {name} is missing")))
+    }
+
+    fn small(&self, name: &str) -> Result<u32, StoreError> {
+        u32::try_from(self.number(name)?)
+            .map_err(|_| corrupt(format!("job field {name} is out of range")))
+    }
+
+    fn record(&self) -> Result<JobRecord, StoreError> {
+        let id = JobId(self.number("id")?);
+        let mut job: NewJob = rmp_serde::from_slice(
+            self.bytes("job")
+                .ok_or_else(|| corrupt(format!("job {id} has no spec")))?,
+        )
+        .map_err(|e| corrupt(format!("job {id}: {e}")))?;
+        job.payload = self
+            .bytes("payload")
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
+        job.run_at = time(self.number("run_at")?);
+        let state = match self.bytes("state") {
+            Some(b"available") => JobState::Available,
+            Some(b"scheduled") => JobState::Scheduled,
+            Some(b"running") => JobState::Running,
+            Some(b"completed") => JobState::Completed,
+            Some(b"dead") => JobState::Dead,
+            other => {
+                return Err(corrupt(format!(
+                    "job {id} has the unknown state {:?}",
+                    other.map(String::from_utf8_lossy)
+                )));
+            }
+        };
+        Ok(JobRecord {
+            id,
+            job,
+            state,
+            attempts: self.small("attempts")?,
+            rescues: self.small("rescues")?,
+            last_error: self
+                .bytes("last_error")
+                .map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
+            enqueued_at: time(self.number("enqueued_at")?),
+            finished_at: self.optional_number("finished_at")?.map(time),
+        })
+    }
+}
+
+fn record(reply: Value) -> Result<JobRecord, StoreError> {
+    Fields::from_reply(reply)?.record()
+}
+
+#[async_trait]
+impl JobStore for RedisStore {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
+        self.enqueue_batch(vec![job])
+            .await?
+            .pop()
+            .ok_or_else(|| corrupt("enqueue answered nothing"))
+    }
+
+    async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let expected = jobs.len();
+        // A job due now is sent as due at 0 ("now" on the server's clock):
+        // the local clock, rounded up to the millisecond, may be a little
+        // ahead of the server's and would leave the job waiting.
+        let now = SystemTime::now();
+        // Everything is encoded before anything is sent: all or none.
+        let mut args = Vec::with_capacity(expected * ENQUEUE_WIDTH);
+        for mut job in jobs {
+            let payload = std::mem::take(&mut job.payload);
+            let spec = rmp_serde::to_vec(&job)
+                .map_err(|e| corrupt(format!("cannot encode job {}: {e}", job.name)))?;
+            args.extend([
+                Value::from(job.queue),
+                text(job.priority.0),
+                text(if job.run_at <= now { 0 } else { ms(job.run_at) }),
+                text(job.max_attempts),
+                Value::from(if job.unique_key.is_some() { "1" } else { "0" }),
+                Value::from(job.unique_key.unwrap_or_default()),
+                Value::Bytes(Bytes::from(spec)),
+                Value::Bytes(Bytes::from(payload)),
+            ]);
+        }
+        let reply = self.run(ENQUEUE, args).await?.into_array();
+        if reply.len() != 2 * expected {
+            return Err(corrupt(format!(
+                "enqueue of {expected} jobs answered {} values",
+                reply.len()
+            )));
+        }
+        let stored = reply
+            .chunks(2)
+            .map(|pair| {
+                Ok(Enqueued {
+                    id: JobId(integer(&pair[0])? as u64),
+                    duplicate: integer(&pair[1])? == 1,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.work.notify_one();
+        Ok(stored)
+    }
+
+    async fn claim(
+        &self,
+        worker: &WorkerId,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        if limit == 0 || queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut args = vec![
+            text(limit.min(i64::MAX as usize)),
+            text(duration_ms(lease)),
+            Value::from(worker.0.as_str()),
+        ];
+        args.extend(queues.iter().map(|queue| Value::from(queue.as_str())));
+        let reply = self.run(CLAIM, args).await?.into_array();
+        let mut claimed = Vec::with_capacity(reply.len() / 2);
+        let mut items = reply.into_iter();
+        while let (Some(token), Some(fields)) = (items.next(), items.next()) {
+            let token = token
+                .as_string()
+                .and_then(|token| token.parse().ok())
+                .ok_or_else(|| corrupt("a claim without a token"))?;
+            let record = record(fields)?;
+            claimed.push(Claimed {
+                lease: Lease {
+                    id: record.id,
+                    token,
+                },
+                record,
+            });
+        }
+        Ok(claimed)
+    }
+
+    async fn heartbeat(&self, lease: &Lease, extend: Duration) -> Result<Fenced, StoreError> {
+        let mut args = lease_args(lease);
+        args.push(text(duration_ms(extend)));
+        self.fenced(HEARTBEAT, args).await
+    }
+
+    async fn complete(&self, lease: &Lease) -> Result<Fenced, StoreError> {
+        self.fenced(COMPLETE, lease_args(lease)).await
+    }
+
+    async fn fail(
+        &self,
+        lease: &Lease,
+        error: &str,
+        retry_at: Option<SystemTime>,
+    ) -> Result<AfterFailure, StoreError> {
+        let mut args = lease_args(lease);
+        args.push(Value::from(error));
+        args.push(retry_at.map_or_else(|| Value::from(""), |at| text(ms(at))));
+        let after = match integer(&self.run(FAIL, args).await?)? {
+            0 => return Ok(AfterFailure::Stale),
+            1 => AfterFailure::Retry(retry_at.unwrap_or_else(SystemTime::now)),
+            _ => AfterFailure::Dead,
+        };
+        self.work.notify_one();
+        Ok(after)
+    }
+
+    async fn snooze(&self, lease: &Lease, until: SystemTime) -> Result<Fenced, StoreError> {
+        let mut args = lease_args(lease);
+        args.push(text(ms(until)));
+        self.fenced(GIVE_BACK, args).await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<Fenced, StoreError> {
+        let mut args = lease_args(lease);
+        args.push(Value::from(""));
+        let fenced = self.fenced(GIVE_BACK, args).await?;
+        self.work.notify_one();
+        Ok(fenced)
+    }
+
+    async fn bury(&self, lease: &Lease, reason: &str) -> Result<Fenced, StoreError> {
+        let mut args = lease_args(lease);
+        args.push(Value::from(reason));
+        self.fenced(BURY, args).await
+    }
+
+    async fn rescue_expired(&self, max_rescues: u32) -> Result<(u64, u64), StoreError> {
+        let (mut rescued, mut buried) = (0, 0);
+        loop {
+            let reply = self
+                .run(RESCUE, vec![text(max_rescues), text(RESCUE_BATCH)])
+                .await?
+                .into_array();
+            let [done, dead, seen] = reply.as_slice() else {
+                return Err(corrupt(format!("rescue answered {reply:?}")));
+            };
+            rescued += integer(done)? as u64;
+            buried += integer(dead)? as u64;
+            if integer(seen)? < RESCUE_BATCH as i64 {
+                break;
+            }
+        }
+        if rescued > 0 {
+            self.work.notify_one();
+        }
+        Ok((rescued, buried))
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        let reply: Value = self
+            .client
+            .hgetall(format!("{}job:{id}", self.prefix))
+            .await
+            .map_err(unavailable)?;
+        let fields = Fields::from_reply(reply)?;
+        if fields.0.is_empty() {
+            return Ok(None);
+        }
+        fields.record().map(Some)
+    }
+
+    async fn list_dead(
+        &self,
+        queue: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let args = vec![
+            Value::from(if queue.is_some() { "1" } else { "0" }),
+            Value::from(queue.unwrap_or_default()),
+            text(limit.min(i64::MAX as usize)),
+        ];
+        self.run(LIST_DEAD, args)
+            .await?
+            .into_array()
+            .into_iter()
+            .map(record)
+            .collect()
+    }
+
+    async fn requeue_dead(&self, id: JobId) -> Result<bool, StoreError> {
+        let requeued = integer(&self.run(REQUEUE_DEAD, vec![text(id.0)]).await?)? == 1;
+        if requeued {
+            self.work.notify_one();
+        }
+        Ok(requeued)
+    }
+
+    async fn purge_dead(&self, queue: Option<&str>) -> Result<u64, StoreError> {
+        let mut purged = 0;
+        loop {
+            let args = vec![
+                Value::from(if queue.is_some() { "1" } else { "0" }),
+                Value::from(queue.unwrap_or_default()),
+                text(PURGE_BATCH),
+            ];
+            let deleted = integer(&self.run(PURGE_DEAD, args).await?)?;
+            purged += deleted as u64;
+            if deleted < PURGE_BATCH as i64 {
+                return Ok(purged);
+            }
+        }
+    }
+
+    async fn pause(&self, queue: &str) -> Result<(), StoreError> {
+        self.client
+            .sadd::<(), _, _>(format!("{}paused", self.prefix), queue)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn resume(&self, queue: &str) -> Result<(), StoreError> {
+        self.client
+            .srem::<(), _, _>(format!("{}paused", self.prefix), queue)
+            .await
+            .map_err(unavailable)?;
+        self.work.notify_one();
+        Ok(())
+    }
+
+    async fn depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
+        let reply = self.run(DEPTHS, Vec::new()).await?.into_array();
+        let count = |value: &Value| integer(value).map(|n| n.max(0) as u64);
+        let mut depths = reply
+            .chunks(5)
+            .map(|row| {
+                let [queue, available, scheduled, running, dead] = row else {
+                    return Err(corrupt("a short depths row"));
+                };
+                Ok(QueueDepth {
+                    queue: queue
+                        .as_string()
+                        .ok_or_else(|| corrupt("a queue without a name"))?,
+                    available: count(available)?,
+                    scheduled: count(scheduled)?,
+                    running: count(running)?,
+                    dead: count(dead)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        depths.sort_by(|a, b| a.queue.cmp(&b.queue));
+        Ok(depths)
+    }
+
+    async fn wait_for_work(&self, within: Duration) {
+        let _ = tokio::time::timeout(within.min(POLL), self.work.notified()).await;
+    }
+}
