@@ -25,6 +25,7 @@ const ACCEPTED: &[&str] = &[
     "delay",
     "unique",
     "name",
+    "cron",
     "crate",
 ];
 
@@ -37,9 +38,11 @@ struct JobArgs {
     backoff_base_ms: Option<u64>,
     backoff_cap_ms: Option<u64>,
     timeout_ms: Option<u64>,
-    delay_ms: Option<u64>,
+    /// The delay and where it was written.
+    delay: Option<(u64, Span)>,
     unique: Option<LitStr>,
     name: Option<LitStr>,
+    cron: Option<LitStr>,
     krate: Option<syn::Path>,
 }
 
@@ -74,13 +77,14 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> JobArgs {
                 args::duration_value(meta).map(|(ms, _)| parsed.backoff_cap_ms = Some(ms))
             }
             "timeout" => args::duration_value(meta).map(|(ms, _)| parsed.timeout_ms = Some(ms)),
-            "delay" => args::duration_value(meta).map(|(ms, _)| parsed.delay_ms = Some(ms)),
+            "delay" => args::duration_value(meta).map(|delay| parsed.delay = Some(delay)),
             "unique" => {
                 args::string_value(meta, "unique = \"{user_id}\"").map(|u| parsed.unique = Some(u))
             }
             "name" => args::string_value(meta, "name = \"emails.welcome\"")
                 .and_then(non_empty)
                 .map(|n| parsed.name = Some(n)),
+            "cron" => parse_cron(meta).map(|c| parsed.cron = Some(c)),
             "crate" => args::crate_path(meta).map(|p| parsed.krate = Some(p)),
             _ => return None,
         })
@@ -167,6 +171,53 @@ fn parse_backoff(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<LitStr> {
     }
 }
 
+/// A cron expression, checked here so a typo fails the build, not the
+/// process start.
+fn parse_cron(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<LitStr> {
+    let cron = args::string_value(meta, "cron = \"0 */5 * * * *\"")?;
+    match cron.value().parse::<croner::Cron>() {
+        Ok(_) => Ok(cron),
+        Err(error) => Err(syn::Error::new(
+            cron.span(),
+            format!(
+                "`{}` is not a cron expression ({error}); expected 5 fields (minute hour \
+                 day-of-month month day-of-week) or 6 with seconds first, e.g. \"0 */5 * * * *\"",
+                cron.value()
+            ),
+        )),
+    }
+}
+
+/// A job on a `cron` schedule is stored by the scheduler with nothing
+/// but its spec: it can take no arguments, and a `delay` or `unique` key
+/// has nothing to act on.
+fn validate_cron(args: &JobArgs, arguments: &[Argument], errors: &mut Errors) {
+    if args.cron.is_none() {
+        return;
+    }
+    if let Some(first) = arguments.first() {
+        errors.push(syn::Error::new(
+            first.ident.span(),
+            "a job with `cron = \"…\"` takes no arguments: the scheduler stores each run \
+             with none; read what the run needs inside the job, or schedule a job with \
+             arguments at run time with `perf_runtime::jobs::Schedule::new`",
+        ));
+    }
+    if let Some((_, span)) = args.delay {
+        errors.push(syn::Error::new(
+            span,
+            "`delay` does not apply to a `cron` job: it runs at the schedule's times; \
+             shift the expression instead",
+        ));
+    }
+    if let Some(unique) = &args.unique {
+        errors.push(syn::Error::new(
+            unique.span(),
+            "`unique` does not apply to a `cron` job: each run is stored once already",
+        ));
+    }
+}
+
 /// An argument of the job: its name and type.
 struct Argument {
     ident: Ident,
@@ -220,6 +271,7 @@ fn validate(args: &JobArgs, function: &MaybeFn, errors: &mut Errors) -> Vec<Argu
             }
         }
     }
+    validate_cron(args, &arguments, errors);
     if let Some(unique) = &args.unique {
         for name in args::placeholders(&unique.value()) {
             if !arguments.iter().any(|argument| argument.ident == name) {
@@ -287,7 +339,7 @@ fn emit(args: JobArgs, function: MaybeFn, arguments: Vec<Argument>) -> TokenStre
         }),
     };
     let timeout_ms = args.timeout_ms.unwrap_or(30_000);
-    let delay_ms = args.delay_ms.unwrap_or(0);
+    let delay_ms = args.delay.map_or(0, |(ms, _)| ms);
 
     let spec = format_ident!("__perf_job_spec_{}", fn_name);
     let run = format_ident!("__perf_job_run_{}", fn_name);
@@ -325,6 +377,10 @@ fn emit(args: JobArgs, function: MaybeFn, arguments: Vec<Argument>) -> TokenStre
                 .collect::<Vec<_>>();
             quote!(::core::option::Option::Some(#private::unique_key(#name, &[#(#parts),*], #format)))
         }
+    };
+    let cron = match &args.cron {
+        Some(expression) => quote!(::core::option::Option::Some(#expression)),
+        None => quote!(::core::option::Option::None),
     };
     let inputs = &sig.inputs;
     let mut body_sig = sig.clone();
@@ -376,7 +432,7 @@ fn emit(args: JobArgs, function: MaybeFn, arguments: Vec<Argument>) -> TokenStre
         }
 
         #private::inventory::submit! {
-            #private::JobHandler { spec: &#spec, run: #decode }
+            #private::JobHandler { spec: &#spec, run: #decode, cron: #cron }
         }
     }
 }

@@ -102,6 +102,7 @@ pub async fn shutdown() {
         .unwrap_or_else(PoisonError::into_inner)
         .take();
     if let Some(jobs) = crate::jobs::uninstall() {
+        jobs.unschedule_all();
         jobs.stop_workers(JOBS_SHUTDOWN_GRACE).await;
     }
     if let Some(perf) = perf {

@@ -1,6 +1,6 @@
 //! `#[async_job]` end to end on the memory store: enqueue, run on a worker,
 //! retries with backoff, dead letters, unique keys, priorities, inline
-//! runs, snooze, pause, shutdown.
+//! runs, snooze, pause, shutdown, and `cron` jobs started by `init`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -12,6 +12,7 @@ use perf_runtime::jobs::{JobError, JobOutcome, JobState, Jobs, MemoryStore, Work
 static WELCOMES: AtomicU32 = AtomicU32::new(0);
 static FLAKY_RUNS: AtomicU32 = AtomicU32::new(0);
 static SNOOZES: AtomicU32 = AtomicU32::new(0);
+static TICKS: AtomicU32 = AtomicU32::new(0);
 
 #[async_job(queue = "it_welcome")]
 async fn welcome(user_id: u64, email: String) {
@@ -66,6 +67,11 @@ async fn snoozing() -> JobOutcome {
 #[async_job(queue = "it_slow", timeout = "1s")]
 async fn slow(millis: u64) {
     tokio::time::sleep(Duration::from_millis(millis)).await;
+}
+
+#[async_job(cron = "* * * * * *", queue = "it_recurring")]
+async fn every_second() {
+    TICKS.fetch_add(1, Ordering::SeqCst);
 }
 
 fn jobs_with_workers(queues: &[&str], concurrency: usize) -> Jobs {
@@ -300,4 +306,26 @@ async fn a_paused_queue_is_not_claimed_until_resumed() {
     assert_eq!(record.state, JobState::Available, "paused: not claimed");
     jobs.store().resume("it_welcome").await.expect("resume");
     handle.wait().await.expect("runs once resumed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_runs_the_linked_cron_jobs_on_their_schedule() {
+    let config = perf_runtime::PerfConfig::builder()
+        .enable_monitoring(false)
+        .build()
+        .expect("valid config");
+    perf_runtime::init(config).await.expect("init");
+    assert_eq!(perf_runtime::jobs::global().schedules(), ["every_second"]);
+    // Bounded by attempts: 50 looks 100 ms apart (two runs are due within 2 s).
+    for _ in 0..50 {
+        if TICKS.load(Ordering::SeqCst) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        TICKS.load(Ordering::SeqCst) >= 2,
+        "the cron job ran on workers"
+    );
+    perf_runtime::shutdown().await;
 }

@@ -1,18 +1,24 @@
 //! The job store contract (`support/job_contract.rs`) against every store:
 //! memory always; Redis and PostgreSQL from the harness (`scripts/test.sh`).
+//! Then recurring schedules run by three schedulers at once, as three
+//! processes would: every run is stored once.
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use perf_runtime::async_job;
 use perf_runtime::jobs::{
-    Backoff, Fenced, JobStore, MemoryStore, NewJob, Priority, RedisStore, WorkerId,
+    Backoff, Fenced, JobStore, Jobs, MemoryStore, NewJob, Priority, RedisStore, Schedule, WorkerId,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_memory_store_keeps_the_contract() {
-    support::job_contract::run_all(Arc::new(MemoryStore::new())).await;
+    let store: Arc<dyn JobStore> = Arc::new(MemoryStore::new());
+    support::job_contract::run_all(Arc::clone(&store)).await;
+    three_schedulers_store_each_run_once([Arc::clone(&store), Arc::clone(&store), store]).await;
 }
 
 async fn postgres_store(
@@ -38,8 +44,18 @@ async fn the_postgres_store_keeps_the_contract() {
     let Some((perf, store)) = postgres_store("DATABASE_URL", false).await else {
         return;
     };
-    support::job_contract::run_all(store).await;
-    perf.shutdown().await;
+    support::job_contract::run_all(Arc::clone(&store)).await;
+    // Each scheduler with a pool of its own, as in another process.
+    let (other, second) = postgres_store("DATABASE_URL", false)
+        .await
+        .expect("started");
+    let (third, last) = postgres_store("DATABASE_URL", false)
+        .await
+        .expect("started");
+    three_schedulers_store_each_run_once([store, second, last]).await;
+    for perf in [perf, other, third] {
+        perf.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,8 +83,15 @@ async fn the_redis_store_keeps_the_contract() {
     let Some(client) = redis_client().await else {
         return;
     };
-    let store = RedisStore::new(client, format!("perf-test-{}", support::run_id()));
-    support::job_contract::run_all(Arc::new(store)).await;
+    let namespace = format!("perf-test-{}", support::run_id());
+    let store: Arc<dyn JobStore> = Arc::new(RedisStore::new(client, namespace.clone()));
+    support::job_contract::run_all(Arc::clone(&store)).await;
+    // Each scheduler with a client of its own, as in another process.
+    let other = || async {
+        let client = redis_client().await.expect("connects");
+        Arc::new(RedisStore::new(client, namespace.clone())) as Arc<dyn JobStore>
+    };
+    three_schedulers_store_each_run_once([store, other().await, other().await]).await;
 }
 
 /// A backlog of 100,000 jobs drains in claims of 1,000: no script builds
@@ -129,4 +152,71 @@ async fn the_redis_store_drains_a_backlog_of_100_000_jobs() {
         (depth.available, depth.scheduled, depth.running, depth.dead),
         (0, 0, 0, 0)
     );
+}
+
+/// The job the recurring schedules store; workers never run here (the
+/// check claims the runs itself).
+#[async_job(queue = "recurring_check")]
+async fn recurring_tick(tag: String) {
+    let _ = tag;
+}
+
+/// Three job systems (as three processes) run one every-second schedule on
+/// `stores` (one store seen through three handles). Claims the stored runs
+/// until three distinct run times were seen, then stops the schedulers and
+/// claims what is left: every run time was stored exactly once.
+async fn three_schedulers_store_each_run_once(stores: [Arc<dyn JobStore>; 3]) {
+    let tag = format!("tick-{}", support::run_id());
+    let systems: Vec<Jobs> = stores.iter().cloned().map(Jobs::new).collect();
+    for jobs in &systems {
+        let schedule = Schedule::new(&tag, "* * * * * *", recurring_tick(tag.clone()))
+            .expect("a valid schedule");
+        jobs.schedule(schedule).expect("scheduled");
+    }
+    let kind = stores[0].kind();
+    let mut runs: BTreeMap<SystemTime, u32> = BTreeMap::new();
+    // Bounded by attempts: 100 looks 100 ms apart (about three runs are due
+    // within 3 s).
+    for _ in 0..100 {
+        claim_runs(&*stores[0], &tag, &mut runs).await;
+        if runs.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for jobs in &systems {
+        jobs.unschedule_all();
+    }
+    // A run being stored as the schedulers stopped lands within a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    claim_runs(&*stores[0], &tag, &mut runs).await;
+    assert!(runs.len() >= 3, "{kind}: runs seen {runs:?}");
+    let twice: Vec<_> = runs.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{kind}: runs stored more than once: {twice:?}"
+    );
+}
+
+/// Claims and completes every job of the check's queue, counting this
+/// check's runs (`tag`) by their run time.
+async fn claim_runs(store: &dyn JobStore, tag: &str, runs: &mut BTreeMap<SystemTime, u32>) {
+    let queue = ["recurring_check".to_owned()];
+    loop {
+        let claimed = store
+            .claim(&WorkerId::fresh(), &queue, 100, Duration::from_secs(30))
+            .await
+            .expect("claim");
+        if claimed.is_empty() {
+            return;
+        }
+        for job in claimed {
+            let (job_tag,): (String,) =
+                rmp_serde::from_slice(&job.record.job.payload).expect("a tick payload");
+            if job_tag == tag {
+                *runs.entry(job.record.job.run_at).or_default() += 1;
+            }
+            store.complete(&job.lease).await.expect("complete");
+        }
+    }
 }

@@ -257,20 +257,15 @@ impl<A: Serialize + Send + 'static> Enqueue<A> {
             name: self.spec.name,
             reason,
         })?;
-        let spec = self.spec;
-        Ok(NewJob {
-            name: spec.name.to_owned(),
-            queue: spec.queue.to_owned(),
-            priority: spec.priority,
+        let run_at = self
+            .run_at
+            .unwrap_or_else(|| SystemTime::now() + self.spec.delay);
+        Ok(NewJob::from_spec(
+            self.spec,
             payload,
-            run_at: self
-                .run_at
-                .unwrap_or_else(|| SystemTime::now() + spec.delay),
-            max_attempts: spec.max_retries.saturating_add(1),
-            backoff: spec.backoff,
-            timeout: spec.timeout,
-            unique_key: self.unique_key.clone(),
-        })
+            run_at,
+            self.unique_key.clone(),
+        ))
     }
 }
 

@@ -48,6 +48,8 @@ struct State {
     /// Completed jobs, oldest first, kept for status queries.
     finished: VecDeque<JobId>,
     paused: HashSet<String>,
+    /// The latest run stored per recurring schedule.
+    recurring: HashMap<String, SystemTime>,
 }
 
 struct Entry {
@@ -245,6 +247,33 @@ impl JobStore for MemoryStore {
         };
         self.work.notify_one();
         Ok(enqueued)
+    }
+
+    async fn enqueue_recurring(
+        &self,
+        schedule: &str,
+        fire_at: SystemTime,
+        job: NewJob,
+    ) -> Result<Option<Enqueued>, StoreError> {
+        let enqueued = {
+            let mut state = self.lock();
+            if state
+                .recurring
+                .get(schedule)
+                .is_some_and(|&last| last >= fire_at)
+            {
+                return Ok(None);
+            }
+            if state.pending() >= self.capacity {
+                return Err(StoreError::Full {
+                    capacity: self.capacity,
+                });
+            }
+            state.recurring.insert(schedule.to_owned(), fire_at);
+            state.insert(job, SystemTime::now())
+        };
+        self.work.notify_one();
+        Ok(Some(enqueued))
     }
 
     async fn claim(

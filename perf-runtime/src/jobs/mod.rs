@@ -27,6 +27,9 @@
 //! - **Handlers** register themselves at compile time: a worker knows every
 //!   `#[async_job]` linked into the binary, and a job whose name it does
 //!   not know goes to the dead-letter queue with the reason.
+//! - **Recurring jobs** ([`Schedule`], or `#[async_job(cron = "…")]`) are
+//!   stored at the times of a cron expression, each run once however many
+//!   processes run the schedule.
 
 mod enqueue;
 mod memory;
@@ -34,12 +37,14 @@ mod metrics;
 mod model;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod recurring;
 #[cfg(feature = "redis")]
 mod redis;
 mod registry;
 mod store;
 mod worker;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use enqueue::{Enqueue, JobError, JobHandle};
@@ -49,6 +54,7 @@ pub use model::{
 };
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+pub use recurring::{Schedule, ScheduleError};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 pub use registry::{IntoJobOutcome, JobHandler, JobOutcome, MAX_PAYLOAD_BYTES, RunFn};
@@ -86,6 +92,21 @@ pub struct Jobs {
 struct JobsInner {
     store: Arc<dyn JobStore>,
     pool: Mutex<Option<WorkerPool>>,
+    /// Running recurring schedules, by name.
+    schedules: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+}
+
+impl Drop for JobsInner {
+    fn drop(&mut self) {
+        for (_, task) in self
+            .schedules
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+        {
+            task.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for Jobs {
@@ -103,6 +124,7 @@ impl Jobs {
             inner: Arc::new(JobsInner {
                 store,
                 pool: Mutex::new(None),
+                schedules: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -147,6 +169,65 @@ impl Jobs {
             .take();
         if let Some(pool) = pool {
             pool.shutdown(grace).await;
+        }
+    }
+
+    /// Runs `schedule` in this process (a task on the current Tokio
+    /// runtime) until [`unschedule`](Self::unschedule) or the job system
+    /// is dropped. Other processes may run a schedule of the same name on
+    /// the same store: each run is stored once between them.
+    ///
+    /// # Errors
+    ///
+    /// [`ScheduleError::Duplicate`] when a schedule of that name runs here.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    pub fn schedule(&self, schedule: Schedule) -> Result<(), ScheduleError> {
+        let mut schedules = self
+            .inner
+            .schedules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if schedules.contains_key(schedule.name()) {
+            return Err(ScheduleError::Duplicate(schedule.name().to_owned()));
+        }
+        let name = schedule.name().to_owned();
+        let task = tokio::spawn(schedule.run(Arc::clone(&self.inner.store)));
+        schedules.insert(name, task.abort_handle());
+        Ok(())
+    }
+
+    /// Stops the schedule `name` here; false if none ran.
+    pub fn unschedule(&self, name: &str) -> bool {
+        let task = self
+            .inner
+            .schedules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+        task.map(|task| task.abort()).is_some()
+    }
+
+    /// The names of the schedules running here, sorted.
+    pub fn schedules(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .inner
+            .schedules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Stops every schedule running here.
+    pub fn unschedule_all(&self) {
+        for name in self.schedules() {
+            self.unschedule(&name);
         }
     }
 
@@ -215,8 +296,8 @@ impl Jobs {
     }
 }
 
-fn count_by_queue(batch: &[NewJob]) -> std::collections::HashMap<(String, Priority), u64> {
-    let mut counts = std::collections::HashMap::new();
+fn count_by_queue(batch: &[NewJob]) -> HashMap<(String, Priority), u64> {
+    let mut counts = HashMap::new();
     for job in batch {
         *counts.entry((job.queue.clone(), job.priority)).or_default() += 1;
     }
@@ -242,11 +323,16 @@ pub(crate) async fn start_for(perf: &crate::Perf) -> Result<Jobs, crate::InitErr
         queues: registry::queues(),
         ..WorkerConfig::default()
     };
+    let refused = |reason: String| crate::InitError::Jobs {
+        store: jobs.store().kind(),
+        reason,
+    };
     jobs.start_workers(workers)
-        .map_err(|error| crate::InitError::Jobs {
-            store: jobs.store().kind(),
-            reason: error.to_string(),
-        })?;
+        .map_err(|error| refused(error.to_string()))?;
+    for schedule in recurring::linked().map_err(|error| refused(error.to_string()))? {
+        jobs.schedule(schedule)
+            .map_err(|error| refused(error.to_string()))?;
+    }
     Ok(jobs)
 }
 

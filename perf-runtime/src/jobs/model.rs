@@ -187,6 +187,28 @@ pub struct NewJob {
     pub unique_key: Option<String>,
 }
 
+impl NewJob {
+    /// A job of `spec` with these encoded arguments, due at `run_at`.
+    pub fn from_spec(
+        spec: &JobSpec,
+        payload: Vec<u8>,
+        run_at: SystemTime,
+        unique_key: Option<String>,
+    ) -> Self {
+        NewJob {
+            name: spec.name.to_owned(),
+            queue: spec.queue.to_owned(),
+            priority: spec.priority,
+            payload,
+            run_at,
+            max_attempts: spec.max_retries.saturating_add(1),
+            backoff: spec.backoff,
+            timeout: spec.timeout,
+            unique_key,
+        }
+    }
+}
+
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]

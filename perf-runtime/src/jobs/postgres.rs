@@ -68,6 +68,10 @@ CREATE TABLE IF NOT EXISTS perf_job_queues (
     queue  TEXT PRIMARY KEY,
     paused BOOLEAN NOT NULL DEFAULT false
 );
+CREATE TABLE IF NOT EXISTS perf_job_schedules (
+    schedule TEXT PRIMARY KEY,
+    last_run BIGINT NOT NULL
+);
 COMMIT;
 ";
 
@@ -94,6 +98,15 @@ const INSERT_NOTIFY: &str = concat!(
     "VALUES ($1, $2, $3, $4, 'available', $5, $6, $7, $8, ",
     now_ms!(),
     ") RETURNING id, queue) SELECT id, pg_notify('perf_jobs', queue)::text FROM job"
+);
+
+/// Moves a schedule's last run forward to `$2`; no row when a run at `$2`
+/// or later was stored already. A concurrent caller waits on the row lock
+/// and then sees the moved value, so one run is stored once.
+const ADVANCE_SCHEDULE: &str = concat!(
+    "INSERT INTO perf_job_schedules (schedule, last_run) VALUES ($1, $2) ",
+    "ON CONFLICT (schedule) DO UPDATE SET last_run = EXCLUDED.last_run ",
+    "WHERE perf_job_schedules.last_run < EXCLUDED.last_run RETURNING schedule"
 );
 
 const PENDING_WITH_KEY: &str =
@@ -408,6 +421,33 @@ impl JobStore for PostgresStore {
             store: "postgres",
             message: "a unique key kept changing hands while enqueueing".to_owned(),
         })
+    }
+
+    async fn enqueue_recurring(
+        &self,
+        schedule: &str,
+        fire_at: SystemTime,
+        job: NewJob,
+    ) -> Result<Option<Enqueued>, StoreError> {
+        let mut tx = self
+            .db
+            .pool()
+            .begin()
+            .await
+            .map_err(|error| self.sql_error(&error))?;
+        let advanced: Option<(String,)> = sqlx::query_as(ADVANCE_SCHEDULE)
+            .persistent(!self.db.is_pgbouncer())
+            .bind(schedule)
+            .bind(millis(fire_at))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|error| self.sql_error(&error))?;
+        if advanced.is_none() {
+            return Ok(None);
+        }
+        let enqueued = self.enqueue_in(&mut tx, job).await?;
+        tx.commit().await.map_err(|error| self.sql_error(&error))?;
+        Ok(Some(enqueued))
     }
 
     async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {

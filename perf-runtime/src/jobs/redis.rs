@@ -45,7 +45,7 @@ const PURGE_BATCH: usize = 1_000;
 /// Largest millisecond value handed to Lua, whose numbers are doubles.
 const MAX_MS: u64 = 1 << 52;
 /// Arguments per job of the enqueue script.
-const ENQUEUE_WIDTH: usize = 8;
+const ENQUEUE_WIDTH: usize = 9;
 
 /// Helpers shared by the scripts. A macro, not a `const`, so that
 /// `concat!` can prepend it.
@@ -115,43 +115,76 @@ end
     };
 }
 
-/// ARGV: per job `queue, priority, run_at ms, max_attempts, has unique key
-/// (0/1), unique key, encoded job, payload`. Returns `id, duplicate` pairs.
-const ENQUEUE: &str = concat!(
-    prelude!(),
-    r#"
-local now = now_ms()
-local out = {}
-for a = 0, #ARGV - 1, 8 do
+/// `enqueue(a, now)` stores the job whose arguments start after `ARGV[a]`:
+/// `queue, priority, run_at ms, max_attempts, has unique key (0/1), unique
+/// key, encoded job, payload, due now (0/1)`. Returns its id and 1 when a pending job held
+/// its unique key (then that job's id), else 0.
+macro_rules! enqueue_fn {
+    () => {
+        r#"
+local function enqueue(a, now)
   local queue, priority, run_at = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
-  -- 0 means "now" (see `enqueue_batch`); the record keeps the server's now.
-  if run_at < now then run_at = now end
+  -- Due on the client's clock: runnable now on the server's, whose clock
+  -- may be a little behind (see `job_arguments`).
+  local due = ARGV[a + 9] == '1'
   local has_unique, unique = ARGV[a + 5] == '1', ARGV[a + 6]
   local pending = false
   if has_unique then
     pending = redis.call('HGET', P .. 'unique', unique)
     if pending and redis.call('EXISTS', job_key(pending)) == 0 then pending = false end
   end
-  if pending then
-    out[#out + 1] = tonumber(pending)
-    out[#out + 1] = 1
-  else
-    local id = num(redis.call('INCR', P .. 'seq:id'))
-    local key = job_key(id)
-    redis.call('HSET', key, 'id', id, 'queue', queue, 'priority', priority,
-      'run_at', num(run_at), 'max_attempts', ARGV[a + 4], 'job', ARGV[a + 7],
-      'payload', ARGV[a + 8], 'attempts', '0', 'rescues', '0', 'enqueued_at', num(now))
-    if has_unique then
-      redis.call('HSET', key, 'unique_key', unique)
-      redis.call('HSET', P .. 'unique', unique, id)
-    end
-    redis.call('SADD', P .. 'queues', queue)
-    schedule(id, queue, tonumber(priority), run_at, now)
-    out[#out + 1] = tonumber(id)
-    out[#out + 1] = 0
+  if pending then return tonumber(pending), 1 end
+  local id = num(redis.call('INCR', P .. 'seq:id'))
+  local key = job_key(id)
+  redis.call('HSET', key, 'id', id, 'queue', queue, 'priority', priority,
+    'run_at', num(run_at), 'max_attempts', ARGV[a + 4], 'job', ARGV[a + 7],
+    'payload', ARGV[a + 8], 'attempts', '0', 'rescues', '0', 'enqueued_at', num(now))
+  if has_unique then
+    redis.call('HSET', key, 'unique_key', unique)
+    redis.call('HSET', P .. 'unique', unique, id)
   end
+  redis.call('SADD', P .. 'queues', queue)
+  if due then
+    make_ready(id, queue, tonumber(priority))
+  else
+    schedule(id, queue, tonumber(priority), run_at, now)
+  end
+  return tonumber(id), 0
+end
+"#
+    };
+}
+
+/// ARGV: the jobs, [`ENQUEUE_WIDTH`] values each (see `enqueue_fn!`).
+/// Returns `id, duplicate` pairs.
+const ENQUEUE: &str = concat!(
+    prelude!(),
+    enqueue_fn!(),
+    r#"
+local now = now_ms()
+local out = {}
+for a = 0, #ARGV - 1, 9 do
+  local id, duplicate = enqueue(a, now)
+  out[#out + 1] = id
+  out[#out + 1] = duplicate
 end
 return out
+"#
+);
+
+/// ARGV: schedule, run time (ms), then one job as in [`ENQUEUE`]. Stores
+/// the job and moves the schedule's last run to the run time, unless a run
+/// at that time or later was stored: then returns nothing.
+const ENQUEUE_RECURRING: &str = concat!(
+    prelude!(),
+    enqueue_fn!(),
+    r#"
+local fire = tonumber(ARGV[2])
+local last = tonumber(redis.call('HGET', P .. 'recurring', ARGV[1]) or '-1')
+if last >= fire then return {} end
+redis.call('HSET', P .. 'recurring', ARGV[1], ARGV[2])
+local id, duplicate = enqueue(2, now_ms())
+return {id, duplicate}
 "#
 );
 
@@ -598,6 +631,35 @@ impl Fields {
     }
 }
 
+/// A job as the enqueue scripts take it ([`ENQUEUE_WIDTH`] values).
+fn job_arguments(mut job: NewJob, now: SystemTime) -> Result<[Value; ENQUEUE_WIDTH], StoreError> {
+    let payload = std::mem::take(&mut job.payload);
+    let spec = rmp_serde::to_vec(&job)
+        .map_err(|e| corrupt(format!("cannot encode job {}: {e}", job.name)))?;
+    // A job due on the local clock is marked due: the server's clock may be
+    // a little behind (and `ms` rounds up), which would leave it waiting.
+    let due = job.run_at <= now;
+    Ok([
+        Value::from(job.queue),
+        text(job.priority.0),
+        text(ms(job.run_at)),
+        text(job.max_attempts),
+        Value::from(if job.unique_key.is_some() { "1" } else { "0" }),
+        Value::from(job.unique_key.unwrap_or_default()),
+        Value::Bytes(Bytes::from(spec)),
+        Value::Bytes(Bytes::from(payload)),
+        Value::from(if due { "1" } else { "0" }),
+    ])
+}
+
+/// An `id, duplicate` pair of an enqueue script's reply.
+fn enqueued(pair: &[Value]) -> Result<Enqueued, StoreError> {
+    Ok(Enqueued {
+        id: JobId(integer(&pair[0])? as u64),
+        duplicate: integer(&pair[1])? == 1,
+    })
+}
+
 fn record(reply: Value) -> Result<JobRecord, StoreError> {
     Fields::from_reply(reply)?.record()
 }
@@ -620,26 +682,11 @@ impl JobStore for RedisStore {
             return Ok(Vec::new());
         }
         let expected = jobs.len();
-        // A job due now is sent as due at 0 ("now" on the server's clock):
-        // the local clock, rounded up to the millisecond, may be a little
-        // ahead of the server's and would leave the job waiting.
         let now = SystemTime::now();
         // Everything is encoded before anything is sent: all or none.
         let mut args = Vec::with_capacity(expected * ENQUEUE_WIDTH);
-        for mut job in jobs {
-            let payload = std::mem::take(&mut job.payload);
-            let spec = rmp_serde::to_vec(&job)
-                .map_err(|e| corrupt(format!("cannot encode job {}: {e}", job.name)))?;
-            args.extend([
-                Value::from(job.queue),
-                text(job.priority.0),
-                text(if job.run_at <= now { 0 } else { ms(job.run_at) }),
-                text(job.max_attempts),
-                Value::from(if job.unique_key.is_some() { "1" } else { "0" }),
-                Value::from(job.unique_key.unwrap_or_default()),
-                Value::Bytes(Bytes::from(spec)),
-                Value::Bytes(Bytes::from(payload)),
-            ]);
+        for job in jobs {
+            args.extend(job_arguments(job, now)?);
         }
         let reply = self.run(ENQUEUE, args).await?.into_array();
         if reply.len() != 2 * expected {
@@ -650,15 +697,29 @@ impl JobStore for RedisStore {
         }
         let stored = reply
             .chunks(2)
-            .map(|pair| {
-                Ok(Enqueued {
-                    id: JobId(integer(&pair[0])? as u64),
-                    duplicate: integer(&pair[1])? == 1,
-                })
-            })
+            .map(enqueued)
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.work.notify_one();
         Ok(stored)
+    }
+
+    async fn enqueue_recurring(
+        &self,
+        schedule: &str,
+        fire_at: SystemTime,
+        job: NewJob,
+    ) -> Result<Option<Enqueued>, StoreError> {
+        let mut args = vec![Value::from(schedule), text(ms(fire_at))];
+        args.extend(job_arguments(job, SystemTime::now())?);
+        let reply = self.run(ENQUEUE_RECURRING, args).await?.into_array();
+        match reply.len() {
+            0 => Ok(None),
+            2 => {
+                self.work.notify_one();
+                enqueued(&reply).map(Some)
+            }
+            n => Err(corrupt(format!("a recurring enqueue answered {n} values"))),
+        }
     }
 
     async fn claim(

@@ -70,6 +70,8 @@ pub struct JobHandler {
     pub spec: &'static JobSpec,
     /// Decodes the payload and runs the body.
     pub run: RunFn,
+    /// `cron = "…"` of the attribute: the job runs on this schedule.
+    pub cron: Option<&'static str>,
 }
 
 inventory::collect!(JobHandler);
@@ -128,6 +130,18 @@ pub(super) fn names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = REGISTRY.handlers.keys().copied().collect();
     names.sort_unstable();
     names
+}
+
+/// Every registered job with a `cron` schedule, by name.
+pub(super) fn recurring() -> Vec<&'static JobHandler> {
+    let mut recurring: Vec<&'static JobHandler> = REGISTRY
+        .handlers
+        .values()
+        .copied()
+        .filter(|handler| handler.cron.is_some())
+        .collect();
+    recurring.sort_unstable_by_key(|handler| handler.spec.name);
+    recurring
 }
 
 /// Every queue a registered job goes to, and `default`.

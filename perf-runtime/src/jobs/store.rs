@@ -119,6 +119,18 @@ pub trait JobStore: Send + Sync + 'static {
     /// Stores every job of `jobs` in one round trip, all or none.
     async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError>;
 
+    /// Stores `job` as the run of the recurring schedule `schedule` due at
+    /// `fire_at`, unless a run of that schedule due at `fire_at` or later
+    /// was stored already (by any process sharing the store): `None` then.
+    /// The check and the insert are one atomic step, so however many
+    /// schedulers run, each run is stored once.
+    async fn enqueue_recurring(
+        &self,
+        schedule: &str,
+        fire_at: SystemTime,
+        job: NewJob,
+    ) -> Result<Option<Enqueued>, StoreError>;
+
     /// Leases up to `limit` runnable jobs of `queues` (paused queues left
     /// out) to `worker` for `lease`, highest priority first, FIFO within a
     /// priority. Each claim counts as an attempt.

@@ -23,6 +23,7 @@ pub async fn run_all(store: Arc<dyn JobStore>) {
     paused_queues_are_not_claimed(&*store).await;
     batches_are_stored_in_order(&*store).await;
     depths_count_each_state(&*store).await;
+    a_recurring_run_is_stored_once(Arc::clone(&store)).await;
 }
 
 fn queue(check: &str) -> String {
@@ -401,6 +402,71 @@ async fn depths_count_each_state(store: &dyn JobStore) {
     assert_eq!(
         (depth.available, depth.scheduled, depth.running, depth.dead),
         (1, 1, 1, 0),
+        "{}",
+        store.kind()
+    );
+}
+
+/// Concurrent callers (as the schedulers of several processes) offer the
+/// same run: one stores it. An earlier or equal run is refused afterwards;
+/// the next one is stored, due at its time.
+async fn a_recurring_run_is_stored_once(store: Arc<dyn JobStore>) {
+    let queue = queue("recurring");
+    let schedule = format!("{queue}:every-second");
+    // Whole seconds, as cron times are, and past, so both runs are due.
+    let second = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_secs()
+                - 10,
+        );
+    let offers = (0..16).map(|_| {
+        let (store, schedule) = (Arc::clone(&store), schedule.clone());
+        let mut run = job(&queue, 10, b"tick");
+        run.run_at = second;
+        tokio::spawn(async move {
+            store
+                .enqueue_recurring(&schedule, second, run)
+                .await
+                .expect("enqueue_recurring")
+        })
+    });
+    let mut stored = Vec::new();
+    for offer in offers {
+        stored.extend(offer.await.expect("task"));
+    }
+    assert_eq!(
+        stored.len(),
+        1,
+        "{}: one of 16 offers stored the run",
+        store.kind()
+    );
+    for (at, expected) in [
+        (second, false),
+        (second - Duration::from_secs(1), false),
+        (second + Duration::from_secs(1), true),
+    ] {
+        let mut run = job(&queue, 10, b"tick");
+        run.run_at = at;
+        let outcome = store
+            .enqueue_recurring(&schedule, at, run)
+            .await
+            .expect("enqueue_recurring");
+        assert_eq!(
+            outcome.is_some(),
+            expected,
+            "{}: run at {at:?}",
+            store.kind()
+        );
+    }
+    let claimed = claim(&*store, &queue, 10, Duration::from_secs(30)).await;
+    let mut due: Vec<SystemTime> = claimed.iter().map(|c| c.record.job.run_at).collect();
+    due.sort();
+    assert_eq!(
+        due,
+        [second, second + Duration::from_secs(1)],
         "{}",
         store.kind()
     );

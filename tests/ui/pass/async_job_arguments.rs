@@ -41,7 +41,17 @@ pub async fn snoozes() -> JobOutcome {
     JobOutcome::Snooze(std::time::Duration::from_secs(1))
 }
 
+#[async_job(cron = "0 */5 * * * *", queue = "maintenance", timeout = "5m")]
+async fn every_five_minutes() -> Result<(), String> {
+    Ok(())
+}
+
+#[async_job(cron = "30 2 * * 1-5")]
+async fn weekday_mornings() {}
+
 fn main() {
+    let _ = every_five_minutes();
+    let _ = weekday_mornings();
     let _ = defaults();
     let _ = every_argument(1, "welcome".to_owned(), Signup { user_id: 1, email: String::new() });
     let _ = numbered_priority(vec![1]).delay(std::time::Duration::from_secs(1));
