@@ -38,6 +38,41 @@ async fn sign_up_and_wait_for_the_welcome(user_id: u64) -> u64 {
     panic!("no welcome notification for user {user_id}");
 }
 
+/// `POST /api/broadcast` to 1,200 users: stored in three batches, every
+/// notification delivered.
+async fn broadcast_reaches_every_user(first_user: u64) {
+    let app = perf_examples::chat::app(Default::default());
+    let message = format!("maintenance tonight ({first_user})");
+    let users: Vec<u64> = (first_user..first_user + 1_200).collect();
+    let (status, body) = support::call(
+        &app,
+        "POST",
+        "/api/broadcast",
+        Some(serde_json::json!({ "user_ids": users, "message": message })),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let accepted: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(accepted["stored"], 1_200);
+    let store = perf_runtime::jobs::global().store().clone();
+    // Bounded by attempts: 500 looks 10 ms apart.
+    for _ in 0..500 {
+        let pending: u64 = store
+            .depths()
+            .await
+            .expect("depths")
+            .iter()
+            .filter(|depth| depth.queue == "notifications")
+            .map(|depth| depth.available + depth.scheduled + depth.running)
+            .sum();
+        if pending == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the broadcast's notifications were not all sent");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signup_runs_in_the_background_on_memory_postgres_and_redis() {
     let config = PerfConfig::builder()
@@ -55,6 +90,7 @@ async fn signup_runs_in_the_background_on_memory_postgres_and_redis() {
     )
     .await;
     assert_eq!(status, 202, "accepted; the job itself fails and retries");
+    broadcast_reaches_every_user(user).await;
     perf_runtime::shutdown().await;
 
     let Some(url) = support::service_url("DATABASE_URL") else {

@@ -1,6 +1,7 @@
 //! `#[async_job]` end to end on the memory store: enqueue, run on a worker,
 //! retries with backoff, dead letters, unique keys, priorities, inline
-//! runs, snooze, pause, shutdown, and `cron` jobs started by `init`.
+//! runs, snooze, pause, shutdown, `cron` jobs started by `init`, and
+//! streams stored or processed in chunks.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -328,4 +329,76 @@ async fn init_runs_the_linked_cron_jobs_on_their_schedule() {
         "the cron job ran on workers"
     );
     perf_runtime::shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stream_is_stored_in_batches_and_a_refused_batch_says_what_was_stored() {
+    use futures_util::{StreamExt, stream};
+    use perf_runtime::jobs::JobStore;
+    let store = Arc::new(MemoryStore::with_capacity(2_500));
+    let jobs = Jobs::new(store.clone());
+    let summary = jobs
+        .enqueue_stream(stream::iter(0..2_000u64).map(|id| recount(id)), 1_000)
+        .await
+        .expect("stored");
+    assert_eq!((summary.items, summary.chunks), (2_000, 2));
+    // 500 places left: the next batch of 1,000 is refused whole.
+    let error = jobs
+        .enqueue_stream(stream::iter(0..1_500u64).map(|id| recount(id)), 1_000)
+        .await
+        .expect_err("past the capacity");
+    assert_eq!((error.chunk, error.items, error.done.items), (0, 1_000, 0));
+    assert!(
+        matches!(error.source, JobError::NotStored { .. }),
+        "{error}"
+    );
+    let depth: u64 = store
+        .depths()
+        .await
+        .expect("depths")
+        .iter()
+        .map(|depth| depth.available + depth.scheduled)
+        .sum();
+    assert_eq!(depth, 2_000, "all or none per batch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_run_at_most_concurrency_at_once_and_the_first_failure_stops_the_run() {
+    use futures_util::stream;
+    use perf_runtime::jobs::process_in_chunks;
+    use std::sync::atomic::AtomicUsize;
+    let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let summary = process_in_chunks(stream::iter(0..1_050u32), 100, 3, |chunk| {
+        let (running, peak) = (Arc::clone(&running), Arc::clone(&peak));
+        async move {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            running.fetch_sub(1, Ordering::SeqCst);
+            assert!(chunk.len() == 100 || chunk.len() == 50);
+            Ok::<_, String>(())
+        }
+    })
+    .await
+    .expect("every chunk succeeded");
+    assert_eq!((summary.items, summary.chunks), (1_050, 11));
+    assert_eq!(peak.load(Ordering::SeqCst), 3);
+
+    let error = process_in_chunks(stream::iter(0..1_000u32), 100, 1, |chunk| async move {
+        if chunk[0] == 300 {
+            Err(format!("item {} refused", chunk[0]))
+        } else {
+            Ok(())
+        }
+    })
+    .await
+    .expect_err("chunk 3 fails");
+    assert_eq!(
+        (error.chunk, error.done.items, error.done.chunks),
+        (3, 300, 3)
+    );
+    assert_eq!(
+        error.to_string(),
+        "chunk 3 (100 items) failed: item 300 refused; 300 items in 3 other chunks had succeeded"
+    );
 }

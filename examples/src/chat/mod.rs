@@ -33,6 +33,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/users/{user_id}", get(handlers::get_user))
         .route("/api/signup", post(signup::signup))
         .route("/api/notifications", get(signup::notifications))
+        .route("/api/broadcast", post(signup::broadcast))
         .with_state(state)
         .merge(perf_runtime::axum::routes())
 }

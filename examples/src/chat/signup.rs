@@ -89,6 +89,47 @@ pub(crate) async fn signup(
     ))
 }
 
+/// `POST /api/broadcast` body.
+#[derive(Debug, Deserialize)]
+pub struct BroadcastRequest {
+    /// Who gets it.
+    pub user_ids: Vec<u64>,
+    /// What.
+    pub message: String,
+}
+
+/// `POST /api/broadcast` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BroadcastAccepted {
+    /// `send_notification` jobs stored.
+    pub stored: u64,
+}
+
+/// Jobs stored per round trip by `POST /api/broadcast`.
+const BROADCAST_BATCH: usize = 500;
+
+/// `POST /api/broadcast`: one `send_notification` job per user, stored in
+/// batches (one round trip each), answers 202 with how many were stored.
+#[profile(name = "user.broadcast")]
+pub(crate) async fn broadcast(
+    Json(request): Json<BroadcastRequest>,
+) -> Result<(StatusCode, Json<BroadcastAccepted>), ChatError> {
+    use futures_util::{StreamExt, stream};
+    let message = request.message;
+    let jobs =
+        stream::iter(request.user_ids).map(|user_id| send_notification(user_id, message.clone()));
+    let summary = perf_runtime::jobs::global()
+        .enqueue_stream(jobs, BROADCAST_BATCH)
+        .await
+        .map_err(|error| ChatError::Jobs(error.to_string()))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(BroadcastAccepted {
+            stored: summary.items,
+        }),
+    ))
+}
+
 /// `GET /api/notifications`: the newest notifications sent.
 pub(crate) async fn notifications() -> Json<Vec<Notification>> {
     let outbox = OUTBOX.lock().unwrap_or_else(PoisonError::into_inner);

@@ -31,6 +31,7 @@
 //!   stored at the times of a cron expression, each run once however many
 //!   processes run the schedule.
 
+mod batch;
 mod enqueue;
 mod memory;
 mod metrics;
@@ -47,6 +48,7 @@ mod worker;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+pub use batch::{ChunkError, ChunkSummary, process_in_chunks};
 pub use enqueue::{Enqueue, JobError, JobHandle};
 pub use memory::{DEFAULT_CAPACITY, MemoryStore};
 pub use model::{
@@ -271,6 +273,50 @@ impl Jobs {
             .into_iter()
             .map(|enqueued| self.handle(enqueued))
             .collect())
+    }
+
+    /// Stores the jobs of `jobs` (a stream of any length) in batches of
+    /// `chunk_size`, one round trip and all-or-none per batch, one batch
+    /// at a time: memory holds one batch, and on an error exactly the
+    /// batches before the failed one are stored.
+    ///
+    /// ```no_run
+    /// # use perf_runtime::async_job;
+    /// # #[async_job(queue = "newsletter")]
+    /// # async fn send_newsletter(user_id: u64) {}
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use futures_util::{StreamExt, stream};
+    ///
+    /// let users = stream::iter(0..1_000_000u64);
+    /// let stored = perf_runtime::jobs::global()
+    ///     .enqueue_stream(users.map(send_newsletter), 1_000)
+    ///     .await?;
+    /// assert_eq!(stored.items, 1_000_000);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ChunkError`] around the batch's [`JobError::NotStored`], saying
+    /// how many jobs were stored before it.
+    ///
+    /// # Panics
+    ///
+    /// If `chunk_size` is 0.
+    pub async fn enqueue_stream<A, S>(
+        &self,
+        jobs: S,
+        chunk_size: usize,
+    ) -> Result<ChunkSummary, ChunkError<JobError>>
+    where
+        A: serde::Serialize + Send + 'static,
+        S: futures_util::Stream<Item = Enqueue<A>>,
+    {
+        process_in_chunks(jobs, chunk_size, 1, |batch| async move {
+            self.enqueue_batch(batch).await.map(drop)
+        })
+        .await
     }
 
     pub(crate) async fn enqueue_job(
