@@ -1,6 +1,7 @@
 //! `#[async_job]` end to end on the memory store: enqueue, run on a worker,
 //! retries with backoff, dead letters, unique keys, priorities, inline
-//! runs, snooze, pause, shutdown, `cron` jobs started by `init`, and
+//! runs, snooze, pause, shutdown, `cron` jobs started by `init`, worker
+//! counts that follow the queue's depth, and
 //! streams stored or processed in chunks.
 
 use std::sync::Arc;
@@ -14,6 +15,8 @@ static WELCOMES: AtomicU32 = AtomicU32::new(0);
 static FLAKY_RUNS: AtomicU32 = AtomicU32::new(0);
 static SNOOZES: AtomicU32 = AtomicU32::new(0);
 static TICKS: AtomicU32 = AtomicU32::new(0);
+static SCALED_RUNNING: AtomicU32 = AtomicU32::new(0);
+static SCALED_PEAK: AtomicU32 = AtomicU32::new(0);
 
 #[async_job(queue = "it_welcome")]
 async fn welcome(user_id: u64, email: String) {
@@ -73,6 +76,14 @@ async fn slow(millis: u64) {
 #[async_job(cron = "* * * * * *", queue = "it_recurring")]
 async fn every_second() {
     TICKS.fetch_add(1, Ordering::SeqCst);
+}
+
+#[async_job(queue = "it_scaled")]
+async fn scaled(millis: u64) {
+    let now = SCALED_RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+    SCALED_PEAK.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    SCALED_RUNNING.fetch_sub(1, Ordering::SeqCst);
 }
 
 fn jobs_with_workers(queues: &[&str], concurrency: usize) -> Jobs {
@@ -338,13 +349,13 @@ async fn a_stream_is_stored_in_batches_and_a_refused_batch_says_what_was_stored(
     let store = Arc::new(MemoryStore::with_capacity(2_500));
     let jobs = Jobs::new(store.clone());
     let summary = jobs
-        .enqueue_stream(stream::iter(0..2_000u64).map(|id| recount(id)), 1_000)
+        .enqueue_stream(stream::iter(0..2_000u64).map(recount), 1_000)
         .await
         .expect("stored");
     assert_eq!((summary.items, summary.chunks), (2_000, 2));
     // 500 places left: the next batch of 1,000 is refused whole.
     let error = jobs
-        .enqueue_stream(stream::iter(0..1_500u64).map(|id| recount(id)), 1_000)
+        .enqueue_stream(stream::iter(0..1_500u64).map(recount), 1_000)
         .await
         .expect_err("past the capacity");
     assert_eq!((error.chunk, error.items, error.done.items), (0, 1_000, 0));
@@ -400,5 +411,76 @@ async fn chunks_run_at_most_concurrency_at_once_and_the_first_failure_stops_the_
     assert_eq!(
         error.to_string(),
         "chunk 3 (100 items) failed: item 300 refused; 300 items in 3 other chunks had succeeded"
+    );
+}
+
+/// A pool scaling from 1 to 16 workers: a backlog of 300 jobs takes it to
+/// 16 (and never past), the drained queue brings it back to 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_scale_up_with_a_backlog_and_back_down_when_it_drains() {
+    use perf_runtime::jobs::{JobStore, WorkerPool};
+    let store: Arc<dyn JobStore> = Arc::new(MemoryStore::new());
+    let jobs = Jobs::new(Arc::clone(&store));
+    let mut config = WorkerConfig::default();
+    config.concurrency = 16;
+    config.min_concurrency = Some(1);
+    config.scale_interval = Duration::from_millis(20);
+    config.queues = vec!["it_scaled".to_owned()];
+    let pool = WorkerPool::start(Arc::clone(&store), config).expect("worker config");
+    assert_eq!(pool.limit(), 1, "starts at the floor");
+    jobs.enqueue_batch((0..300).map(|_| scaled(20)))
+        .await
+        .expect("stored");
+    let mut highest = 1;
+    // Bounded by attempts: 1,000 looks 10 ms apart.
+    for _ in 0..1_000 {
+        highest = highest.max(pool.limit());
+        let pending: u64 = store
+            .depths()
+            .await
+            .expect("depths")
+            .iter()
+            .map(|depth| depth.available + depth.scheduled + depth.running)
+            .sum();
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(highest, 16, "grew to the ceiling with 300 jobs waiting");
+    let peak = SCALED_PEAK.load(Ordering::SeqCst);
+    assert!((2..=16).contains(&peak), "ran {peak} at once");
+    for _ in 0..500 {
+        if pool.limit() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pool.limit(), 1, "back to the floor once drained");
+    pool.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn waiting_on_a_queue_no_worker_serves_gives_up_with_the_reason() {
+    // No worker pool: the job is stored and stays pending.
+    let jobs = Jobs::new(Arc::new(MemoryStore::new()));
+    let handle = jobs
+        .enqueue_raw(raw_job("welcome", "it_unserved", Vec::new()))
+        .await
+        .expect("stored");
+    let error = handle
+        .wait_for(Duration::from_millis(50))
+        .await
+        .expect_err("no worker runs it");
+    let JobError::WaitTimedOut { state, queue, .. } = &error else {
+        panic!("expected WaitTimedOut, got {error}");
+    };
+    assert!(matches!(*state, "available" | "scheduled"), "{state}");
+    assert_eq!(queue, "it_unserved");
+    assert!(
+        error
+            .to_string()
+            .contains("is a worker serving its queue `it_unserved`?"),
+        "{error}"
     );
 }

@@ -22,6 +22,8 @@ pub(crate) mod expected {
         "a postgres:// URL, e.g. postgres://app:password@127.0.0.1:5432/app";
     pub(crate) const BUCKETS: &str = "a non-empty list of increasing, positive bucket bounds";
     pub(crate) const TIMEOUT: &str = "a positive duration";
+    pub(crate) const MIN_WORKERS: &str =
+        "a number of workers no larger than MAX_ASYNC_WORKERS (0: always MAX_ASYNC_WORKERS)";
     pub(crate) const MIN_CONNECTIONS: &str =
         "a number of connections no larger than DB_MAX_CONNECTIONS";
 }
@@ -119,6 +121,10 @@ impl PerfConfigBuilder {
         enable_prometheus: bool;
         /// `MAX_ASYNC_WORKERS`: background job workers (positive).
         max_async_workers: u32;
+        /// `MIN_ASYNC_WORKERS`: with a value from 1 to `max_async_workers`,
+        /// the worker count follows the queues' depth between the two; 0
+        /// (the default) keeps it at `max_async_workers`.
+        min_async_workers: u32;
         /// `JOB_STORE`: `memory` (default), `redis` or `postgres`.
         job_store: super::JobStoreKind;
         /// `RESPONSE_TIME_THRESHOLD`: slowest acceptable response.
@@ -204,6 +210,13 @@ impl PerfConfigBuilder {
                 let shown = value.as_secs_f64().to_string();
                 return Err(ConfigError::invalid(variable, &shown, expected::SECONDS));
             }
+        }
+        if config.min_async_workers > config.max_async_workers {
+            return Err(ConfigError::invalid(
+                "MIN_ASYNC_WORKERS",
+                &config.min_async_workers.to_string(),
+                expected::MIN_WORKERS,
+            ));
         }
         if config.db_min_connections > config.db_max_connections {
             return Err(ConfigError::invalid(

@@ -26,6 +26,7 @@ pub const VARIABLES: &[&str] = &[
     "MONITORING_INTERVAL",
     "ENABLE_PROMETHEUS",
     "MAX_ASYNC_WORKERS",
+    "MIN_ASYNC_WORKERS",
     "JOB_STORE",
     "RESPONSE_TIME_THRESHOLD",
     "ERROR_RATE_THRESHOLD",
@@ -90,6 +91,9 @@ pub(super) fn read(
     }
     if let Some(n) = env.number("MAX_ASYNC_WORKERS", expected::POSITIVE_INTEGER)? {
         builder = builder.max_async_workers(n);
+    }
+    if let Some(n) = env.number("MIN_ASYNC_WORKERS", expected::MIN_WORKERS)? {
+        builder = builder.min_async_workers(n);
     }
     if let Some(kind) = env.number("JOB_STORE", expected::JOB_STORE)? {
         builder = builder.job_store(kind);
@@ -433,6 +437,17 @@ mod tests {
         assert_eq!(
             message,
             "DB_MIN_CONNECTIONS=\"5\": expected a number of connections no larger than DB_MAX_CONNECTIONS"
+        );
+    }
+
+    #[test]
+    fn worker_floor_is_checked_against_the_maximum() {
+        let config = from(&[("MAX_ASYNC_WORKERS", "8"), ("MIN_ASYNC_WORKERS", "2")]).unwrap();
+        assert_eq!((config.min_async_workers, config.max_async_workers), (2, 8));
+        let message = from(&[("MAX_ASYNC_WORKERS", "8"), ("MIN_ASYNC_WORKERS", "9")]).unwrap_err();
+        assert_eq!(
+            message,
+            "MIN_ASYNC_WORKERS=\"9\": expected a number of workers no larger than MAX_ASYNC_WORKERS (0: always MAX_ASYNC_WORKERS)"
         );
     }
 

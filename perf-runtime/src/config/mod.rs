@@ -21,6 +21,7 @@
 //! | `MONITORING_INTERVAL` | `60` | seconds between health checks and process-metric samples |
 //! | `ENABLE_PROMETHEUS` | `true` | install the Prometheus recorder and serve `/metrics` |
 //! | `MAX_ASYNC_WORKERS` | `100` | background job workers |
+//! | `MIN_ASYNC_WORKERS` | `0` | with 1 to `MAX_ASYNC_WORKERS`, the worker count follows the queues' depth between the two; `0` keeps it at `MAX_ASYNC_WORKERS` |
 //! | `JOB_STORE` | `memory` | where `#[async_job]` jobs are kept: `memory` (lost on exit), `redis`, `postgres` |
 //! | `RESPONSE_TIME_THRESHOLD` | `500.0` | milliseconds; alert and benchmark threshold |
 //! | `ERROR_RATE_THRESHOLD` | `1.0` | percent of calls |
@@ -109,6 +110,9 @@ pub struct PerfConfig {
     pub enable_prometheus: bool,
     /// `MAX_ASYNC_WORKERS`: background job workers.
     pub max_async_workers: u32,
+    /// `MIN_ASYNC_WORKERS`: the floor of a worker count that follows the
+    /// queues' depth; 0 keeps it at `max_async_workers`.
+    pub min_async_workers: u32,
     /// `JOB_STORE`: where `#[async_job]` jobs are kept.
     pub job_store: JobStoreKind,
     /// `RESPONSE_TIME_THRESHOLD` (milliseconds in the environment).
@@ -160,6 +164,7 @@ impl Default for PerfConfig {
             monitoring_interval: Duration::from_secs(60),
             enable_prometheus: true,
             max_async_workers: 100,
+            min_async_workers: 0,
             job_store: JobStoreKind::Memory,
             response_time_threshold: Duration::from_millis(500),
             error_rate_threshold: 1.0,

@@ -74,6 +74,20 @@ pub enum JobError {
         /// The job's name.
         name: &'static str,
     },
+    /// [`JobHandle::wait_for`] gave up: the job had not finished.
+    #[error(
+        "job {id} still {state} after waiting {waited:?} (is a worker serving its queue `{queue}`?)"
+    )]
+    WaitTimedOut {
+        /// The job.
+        id: JobId,
+        /// How long it was waited for.
+        waited: Duration,
+        /// Its state when the wait ended (`available`, `scheduled`, `running`).
+        state: &'static str,
+        /// Its queue.
+        queue: String,
+    },
     /// An inline run failed.
     #[error("job `{name}` failed inline: {reason}")]
     Inline {
@@ -129,7 +143,10 @@ impl JobHandle {
     }
 
     /// Waits until the job completes (`Ok`) or dies (`Err(Dead)`), asking
-    /// the store every 5 ms at first, backing off to every 500 ms.
+    /// the store every 5 ms at first, backing off to every 500 ms. It waits
+    /// as long as that takes: forever if no worker serves the job's queue
+    /// (a process that only enqueues). [`wait_for`](Self::wait_for) bounds
+    /// the wait.
     ///
     /// # Errors
     ///
@@ -152,6 +169,28 @@ impl JobHandle {
             tokio::time::sleep(every).await;
             every = (every * 2).min(Duration::from_millis(500));
         }
+    }
+
+    /// As [`wait`](Self::wait), giving up after `limit`.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`wait`](Self::wait), and [`JobError::WaitTimedOut`] with
+    /// the job's state and queue when `limit` passed first.
+    pub async fn wait_for(&self, limit: Duration) -> Result<JobRecord, JobError> {
+        if let Ok(finished) = tokio::time::timeout(limit, self.wait()).await {
+            return finished;
+        }
+        let record = self
+            .status()
+            .await?
+            .ok_or(JobError::Unknown { id: self.id })?;
+        Err(JobError::WaitTimedOut {
+            id: self.id,
+            waited: limit,
+            state: record.state.as_str(),
+            queue: record.job.queue,
+        })
     }
 }
 

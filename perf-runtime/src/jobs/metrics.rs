@@ -36,6 +36,14 @@ pub(super) fn describe() {
             "Job attempt run time."
         );
         metrics::describe_gauge!(names::JOBS_WORKERS_BUSY, "Jobs running in this process.");
+        metrics::describe_gauge!(
+            names::JOBS_WORKERS_LIMIT,
+            "Jobs this process may run at once (moves with the queues' depth when scaling)."
+        );
+        metrics::describe_counter!(
+            names::JOBS_RECURRING,
+            "Runs of recurring jobs, by schedule and outcome (enqueued, taken, failed)."
+        );
     });
 }
 
@@ -120,6 +128,10 @@ pub(super) fn rescued(rescued: u64, buried: u64) {
 
 pub(super) fn busy(running: usize) {
     metrics::gauge!(names::JOBS_WORKERS_BUSY).set(running as f64);
+}
+
+pub(super) fn workers_limit(limit: usize) {
+    metrics::gauge!(names::JOBS_WORKERS_LIMIT).set(limit as f64);
 }
 
 pub(super) fn depth(queue: &str, state: &'static str, jobs: u64) {

@@ -42,6 +42,7 @@ mod recurring;
 #[cfg(feature = "redis")]
 mod redis;
 mod registry;
+mod scaling;
 mod store;
 mod worker;
 
@@ -366,6 +367,10 @@ pub(crate) async fn start_for(perf: &crate::Perf) -> Result<Jobs, crate::InitErr
     let jobs = Jobs::new(store);
     let workers = WorkerConfig {
         concurrency: config.max_async_workers as usize,
+        min_concurrency: match config.min_async_workers {
+            0 => None,
+            floor => Some(floor as usize),
+        },
         queues: registry::queues(),
         ..WorkerConfig::default()
     };

@@ -9,20 +9,28 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use super::metrics;
 use super::model::{Claimed, JobId, Lease, WorkerId, rand_u64};
 use super::registry::{self, JobOutcome};
+use super::scaling::{Slots, scale_loop};
 use super::store::{AfterFailure, Fenced, JobStore};
 
 /// How a worker pool runs.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct WorkerConfig {
-    /// Jobs run at once (`MAX_ASYNC_WORKERS`).
+    /// Jobs run at once (`MAX_ASYNC_WORKERS`): with `min_concurrency`,
+    /// the most.
     pub concurrency: usize,
+    /// The fewest jobs run at once when the pool scales with the work
+    /// waiting (`MIN_ASYNC_WORKERS`); `None` keeps it at `concurrency`.
+    pub min_concurrency: Option<usize>,
+    /// How often a scaling pool reads its queues' depth.
+    pub scale_interval: Duration,
     /// Queues worked, all at once, the best job first across them.
     pub queues: Vec<String>,
     /// How long a claim holds a job without a heartbeat: a worker that dies
@@ -45,6 +53,8 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             concurrency: 100,
+            min_concurrency: None,
+            scale_interval: Duration::from_secs(1),
             queues: vec!["default".to_owned()],
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(10),
@@ -97,6 +107,18 @@ impl WorkerConfig {
         if self.concurrency == 0 {
             return invalid("concurrency", "expected at least 1");
         }
+        if self
+            .min_concurrency
+            .is_some_and(|floor| floor == 0 || floor > self.concurrency)
+        {
+            return invalid(
+                "min_concurrency",
+                "expected at least 1 and at most `concurrency`",
+            );
+        }
+        if self.scale_interval.is_zero() {
+            return invalid("scale_interval", "expected more than zero");
+        }
         if self.queues.is_empty() {
             return invalid("queues", "expected at least one queue");
         }
@@ -128,7 +150,7 @@ struct Shared {
     store: Arc<dyn JobStore>,
     config: WorkerConfig,
     worker: WorkerId,
-    slots: Arc<Semaphore>,
+    slots: Arc<Slots>,
     running: Mutex<HashMap<JobId, (Lease, AbortHandle)>>,
     /// Claimed by this pool, waiting for a free slot.
     prefetched: Mutex<HashMap<JobId, Lease>>,
@@ -158,19 +180,31 @@ impl WorkerPool {
         config.check()?;
         registry::check().map_err(|names| WorkerConfigError::SharedJobName { names })?;
         metrics::describe();
+        let floor = config.min_concurrency.unwrap_or(config.concurrency);
         let shared = Arc::new(Shared {
             store,
-            slots: Arc::new(Semaphore::new(config.concurrency)),
+            slots: Arc::new(Slots::new(floor, config.concurrency)),
             config,
             worker: WorkerId::fresh(),
             running: Mutex::new(HashMap::new()),
             prefetched: Mutex::new(HashMap::new()),
         });
         let (stop, stopped) = watch::channel(false);
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(claim_loop(Arc::clone(&shared), stopped.clone())),
             tokio::spawn(sweep_loop(Arc::clone(&shared), stopped.clone())),
         ];
+        if shared.slots.scales() {
+            let waiting = Arc::clone(&shared);
+            tasks.push(tokio::spawn(scale_loop(
+                Arc::clone(&shared.slots),
+                Arc::clone(&shared.store),
+                shared.config.queues.clone(),
+                shared.config.scale_interval,
+                move || waiting.prefetched_count(),
+                stopped.clone(),
+            )));
+        }
         // Not among `tasks`: shutdown awaits those before draining, and the
         // draining jobs still need their leases kept.
         tokio::spawn(heartbeat_loop(Arc::clone(&shared), stopped));
@@ -188,7 +222,13 @@ impl WorkerPool {
 
     /// Jobs running now.
     pub fn busy(&self) -> usize {
-        self.shared.config.concurrency - self.shared.slots.available_permits()
+        self.shared.slots.busy()
+    }
+
+    /// Jobs that may run at once now: `concurrency`, or between
+    /// `min_concurrency` and it when the pool scales.
+    pub fn limit(&self) -> usize {
+        self.shared.slots.limit()
     }
 
     /// Stops claiming, lets running jobs finish within `grace`, then stops
@@ -199,8 +239,10 @@ impl WorkerPool {
         for task in self.tasks.drain(..) {
             let _ = task.await;
         }
-        let everyone = u32::try_from(self.shared.config.concurrency).unwrap_or(u32::MAX);
-        let drained = tokio::time::timeout(grace, self.shared.slots.acquire_many(everyone)).await;
+        // The scaler has stopped with the other tasks: the limit holds still.
+        let everyone = u32::try_from(self.shared.slots.limit()).unwrap_or(u32::MAX);
+        let drained =
+            tokio::time::timeout(grace, self.shared.slots.semaphore().acquire_many(everyone)).await;
         if drained.is_ok() {
             return;
         }
@@ -231,17 +273,19 @@ async fn claim_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     let mut failures = 0u32;
     // Claimed ahead of a free slot: one claim serves a round of jobs instead
     // of one claim per freed slot (a round trip per job on a remote store).
-    let mut buffer: VecDeque<Claimed> = VecDeque::new();
+    // Each with the time it was claimed.
+    let mut buffer: VecDeque<(Instant, Claimed)> = VecDeque::new();
     while !*stopped.borrow() {
         let permit = tokio::select! {
-            permit = Arc::clone(&shared.slots).acquire_owned() => permit,
+            permit = Arc::clone(shared.slots.semaphore()).acquire_owned() => permit,
             _ = stopped.changed() => break,
         };
         let Ok(permit) = permit else {
             break;
         };
         if buffer.is_empty() {
-            let want = shared.slots.available_permits() + 1 + shared.config.concurrency;
+            let slots = &shared.slots;
+            let want = slots.semaphore().available_permits() + 1 + slots.limit();
             match shared
                 .store
                 .claim(
@@ -255,7 +299,8 @@ async fn claim_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
                 Ok(claimed) => {
                     failures = 0;
                     shared.prefetched(claimed.iter().map(|job| job.lease.clone()));
-                    buffer.extend(claimed);
+                    let now = Instant::now();
+                    buffer.extend(claimed.into_iter().map(|job| (now, job)));
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
@@ -267,7 +312,7 @@ async fn claim_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
                 }
             }
         }
-        let Some(job) = buffer.pop_front() else {
+        let Some((claimed_at, job)) = buffer.pop_front() else {
             drop(permit);
             tokio::select! {
                 () = shared.store.wait_for_work(shared.config.idle_poll) => {}
@@ -275,19 +320,19 @@ async fn claim_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
             }
             continue;
         };
-        spawn_job(&shared, job, permit);
+        start_if_still_leased(&shared, claimed_at, job, permit).await;
         while !buffer.is_empty() {
-            let Ok(permit) = Arc::clone(&shared.slots).try_acquire_owned() else {
+            let Ok(permit) = Arc::clone(shared.slots.semaphore()).try_acquire_owned() else {
                 break;
             };
-            if let Some(job) = buffer.pop_front() {
-                spawn_job(&shared, job, permit);
+            if let Some((claimed_at, job)) = buffer.pop_front() {
+                start_if_still_leased(&shared, claimed_at, job, permit).await;
             }
         }
-        metrics::busy(shared.config.concurrency - shared.slots.available_permits());
+        metrics::busy(shared.slots.busy());
     }
     // Claimed but never started: back to the store for any worker.
-    for job in buffer {
+    for (_, job) in buffer {
         shared.unprefetch(job.lease.id);
         if let Err(error) = shared.store.release(&job.lease).await {
             tracing::warn!(job = %job.lease.id, %error, "could not hand a job back; its lease will run out");
@@ -304,11 +349,57 @@ impl Shared {
         prefetched.extend(leases.map(|lease| (lease.id, lease)));
     }
 
+    fn prefetched_count(&self) -> usize {
+        self.prefetched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     fn unprefetch(&self, id: JobId) {
         self.prefetched
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id);
+    }
+}
+
+/// Starts a job claimed ahead, unless its lease was taken over while it
+/// waited: a process that stalled past its leases (a pause, a frozen VM)
+/// must not run bodies another worker already runs. A job claimed less
+/// than a heartbeat ago starts at once; an older one is confirmed (and its
+/// lease extended) by a heartbeat first.
+async fn start_if_still_leased(
+    shared: &Arc<Shared>,
+    claimed_at: Instant,
+    job: Claimed,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    if claimed_at.elapsed() < shared.config.heartbeat {
+        spawn_job(shared, job, permit);
+        return;
+    }
+    match shared
+        .store
+        .heartbeat(&job.lease, shared.config.lease)
+        .await
+    {
+        Ok(Fenced::Accepted) => spawn_job(shared, job, permit),
+        Ok(Fenced::Stale) => {
+            shared.unprefetch(job.lease.id);
+            tracing::warn!(job = %job.lease.id, "a job claimed ahead was taken over while it waited; not run here");
+            metrics::finished(
+                &job.record.job.queue,
+                job.record.job.priority,
+                "lease_lost",
+                Duration::ZERO,
+            );
+        }
+        Err(error) => {
+            // Unknown whether it is still ours: leave it to its lease.
+            shared.unprefetch(job.lease.id);
+            tracing::warn!(job = %job.lease.id, %error, "could not confirm the lease of a job claimed ahead; not run here");
+        }
     }
 }
 

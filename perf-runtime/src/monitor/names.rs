@@ -100,6 +100,9 @@ pub const JOBS_WAIT: &str = "perf_jobs_wait_seconds";
 pub const JOBS_RUN: &str = "perf_jobs_run_seconds";
 /// Gauge: jobs running in this process.
 pub const JOBS_WORKERS_BUSY: &str = "perf_jobs_workers_busy";
+/// Gauge: jobs this process may run at once (between `MIN_ASYNC_WORKERS`
+/// and `MAX_ASYNC_WORKERS` when scaling).
+pub const JOBS_WORKERS_LIMIT: &str = "perf_jobs_workers_limit";
 /// Counter: runs of recurring jobs, by schedule and outcome (`enqueued`,
 /// `taken` when another process stored the run first, `failed`).
 pub const JOBS_RECURRING: &str = "perf_jobs_recurring_total";

@@ -9,23 +9,41 @@ pub struct RedisServer {
     port: u16,
     child: Option<Child>,
     dir: std::path::PathBuf,
+    /// Every write appended to a file and fsynced before Redis answers.
+    aof: bool,
 }
 
 impl RedisServer {
-    /// Starts one (binary: `PERF_REDIS_SERVER_BIN` or `redis-server`).
-    /// `None` (skip) outside CI when redis-server is missing; a panic under CI.
+    /// Starts one (binary: `PERF_REDIS_SERVER_BIN` or `redis-server`) that
+    /// keeps nothing on disk. `None` (skip) outside CI when redis-server is
+    /// missing; a panic under CI.
     pub fn start() -> Option<RedisServer> {
+        RedisServer::start_with(false)
+    }
+
+    /// As [`start`](Self::start), with the append-only file on and fsynced
+    /// on every write (`appendonly yes`, `appendfsync always`): a write Redis
+    /// acknowledged survives a kill, and [`restart`](Self::restart) loads it.
+    pub fn start_with_aof() -> Option<RedisServer> {
+        RedisServer::start_with(true)
+    }
+
+    fn start_with(aof: bool) -> Option<RedisServer> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .ok()?
             .local_addr()
             .ok()?
             .port();
         let dir = std::env::temp_dir().join(format!("perf-test-redis-{port}"));
+        // A directory left by an earlier server on this port may hold its
+        // data, which a new server would load.
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).ok()?;
         let mut server = RedisServer {
             port,
             child: None,
             dir,
+            aof,
         };
         match server.spawn() {
             Ok(()) => Some(server),
@@ -40,6 +58,11 @@ impl RedisServer {
     fn spawn(&mut self) -> Result<(), String> {
         let binary =
             std::env::var("PERF_REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
+        let durability: &[&str] = if self.aof {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &["--appendonly", "no"]
+        };
         let child = Command::new(&binary)
             .args([
                 "--port",
@@ -48,9 +71,8 @@ impl RedisServer {
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
             ])
+            .args(durability)
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -88,7 +110,8 @@ impl RedisServer {
         }
     }
 
-    /// Starts it again on the same port (empty: nothing was saved).
+    /// Starts it again on the same port: empty, or with what its
+    /// append-only file holds when started with [`start_with_aof`](Self::start_with_aof).
     pub fn restart(&mut self) {
         self.kill();
         self.spawn().expect("restart redis-server");
