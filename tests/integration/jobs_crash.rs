@@ -13,12 +13,13 @@
 mod support;
 
 use std::process::{Child, Command};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use perf_runtime::async_job;
 use perf_runtime::db::{Db, Params};
-use perf_runtime::jobs::{JobStore, Jobs, PostgresStore, RedisStore, WorkerConfig};
+use perf_runtime::jobs::{Jobs, WorkerConfig};
+use support::job_stores::{StoreKind, connect};
 
 const JOBS: u64 = 10_000;
 const WORKERS: usize = 2;
@@ -75,62 +76,14 @@ impl Drop for Workers {
     }
 }
 
-/// Where the jobs of a run live: `postgres`, or `redis:<namespace>`.
-#[derive(Clone)]
-enum StoreKind {
-    Postgres,
-    Redis { url: String, namespace: String },
-}
-
-impl StoreKind {
-    /// Passed to the worker processes in `PERF_CRASH_STORE`.
-    fn to_env(&self) -> String {
-        match self {
-            StoreKind::Postgres => "postgres".to_owned(),
-            StoreKind::Redis { url, namespace } => format!("redis {url} {namespace}"),
-        }
-    }
-
-    fn from_env(text: &str) -> StoreKind {
-        match text.split(' ').collect::<Vec<_>>().as_slice() {
-            ["postgres"] => StoreKind::Postgres,
-            ["redis", url, namespace] => StoreKind::Redis {
-                url: (*url).to_owned(),
-                namespace: (*namespace).to_owned(),
-            },
-            _ => panic!("PERF_CRASH_STORE={text}: expected postgres or redis URL NAMESPACE"),
-        }
-    }
-}
-
-/// The runtime on `url` (and on Redis for a Redis run), its pool, and the
-/// store of the run.
-async fn connect(url: &str, kind: &StoreKind) -> (perf_runtime::Perf, Db, Arc<dyn JobStore>) {
-    let mut config = perf_runtime::PerfConfig::builder()
-        .database_url(url)
-        .db_max_connections(12)
-        .enable_monitoring(false);
-    if let StoreKind::Redis { url, .. } = kind {
-        config = config.redis_url(url);
-    }
-    let (perf, db) = support::pg_pool::start_pool(config.build().expect("valid config")).await;
-    let store: Arc<dyn JobStore> = match kind {
-        StoreKind::Postgres => Arc::new(PostgresStore::connect(db.clone()).await.expect("store")),
-        StoreKind::Redis { namespace, .. } => {
-            Arc::new(RedisStore::from_perf(&perf, namespace.as_str()).expect("Redis is configured"))
-        }
-    };
-    (perf, db, store)
-}
-
 /// A worker process: works the queue until killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_worker() {
     let Ok(url) = std::env::var("PERF_CRASH_DB") else {
         return; // Only runs when spawned by the parent test.
     };
-    let kind = StoreKind::from_env(&std::env::var("PERF_CRASH_STORE").expect("set with the db"));
-    let (_perf, db, store) = connect(&url, &kind).await;
+    let kind = StoreKind::from_env("PERF_CRASH_STORE");
+    let (_perf, db, store) = connect(&url, &kind, 12).await;
     DB.set(db).expect("once");
     let jobs = Jobs::new(store);
     let mut config = WorkerConfig::default();
@@ -228,7 +181,7 @@ async fn workers_killed_with_sigkill_lose_no_job_on_redis() {
 /// times, then classifies every job.
 async fn kill_workers_and_count(url: &str, kind: StoreKind) {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let (perf, db, store) = connect(url, &kind).await;
+    let (perf, db, store) = connect(url, &kind, 12).await;
     for statement in SCHEMA {
         db.execute(statement, Params::new()).await.expect("schema");
     }
@@ -290,7 +243,7 @@ async fn kill_workers_and_count(url: &str, kind: StoreKind) {
     println!(
         "{} jobs {JOBS}: ok {ok}, recovered {recovered}, duplicated {duplicated}, lost {lost}, \
          unexpected {unexpected}; all done {drained_in:?} after the last kill",
-        kind.to_env().split(' ').next().unwrap_or_default()
+        kind.name()
     );
     assert_eq!(lost, 0, "no job lost");
     assert_eq!(unexpected, 0, "no completion of a job never enqueued");

@@ -29,6 +29,7 @@ use perf_runtime::jobs::{
     JobHandle, JobId, JobRecord, JobState, JobStore, Jobs, PostgresStore, RedisStore, WorkerConfig,
 };
 use perf_runtime::{Perf, PerfConfig};
+use support::job_stores::{StoreKind, connect};
 use support::pg_server::PgServer;
 use support::redis_server::RedisServer;
 
@@ -131,62 +132,6 @@ const RUNNING_IN: &str = "SELECT count(*) FROM perf_test_faults_attempts a \
 const JOBS_WITH_EFFECT: &str =
     "SELECT count(DISTINCT key) FROM perf_test_faults_effects WHERE run = $1";
 
-/// Where the jobs of a run live: `postgres` (the logs' database), or
-/// `redis <url> <namespace>`.
-#[derive(Clone)]
-enum StoreKind {
-    Postgres,
-    Redis { url: String, namespace: String },
-}
-
-impl StoreKind {
-    /// Passed to the worker processes in `PERF_FAULTS_STORE`.
-    fn to_env(&self) -> String {
-        match self {
-            StoreKind::Postgres => "postgres".to_owned(),
-            StoreKind::Redis { url, namespace } => format!("redis {url} {namespace}"),
-        }
-    }
-
-    fn from_env(text: &str) -> StoreKind {
-        match text.split(' ').collect::<Vec<_>>().as_slice() {
-            ["postgres"] => StoreKind::Postgres,
-            ["redis", url, namespace] => StoreKind::Redis {
-                url: (*url).to_owned(),
-                namespace: (*namespace).to_owned(),
-            },
-            _ => panic!("PERF_FAULTS_STORE={text}: expected postgres or redis URL NAMESPACE"),
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            StoreKind::Postgres => "postgres",
-            StoreKind::Redis { .. } => "redis",
-        }
-    }
-}
-
-/// A runtime on the logs' database `url` (and on Redis for a Redis run),
-/// its pool, and the store of the run.
-async fn connect(url: &str, kind: &StoreKind) -> (Perf, Db, Arc<dyn JobStore>) {
-    let mut config = PerfConfig::builder()
-        .database_url(url)
-        .db_max_connections(6)
-        .enable_monitoring(false);
-    if let StoreKind::Redis { url, .. } = kind {
-        config = config.redis_url(url);
-    }
-    let (perf, db) = support::pg_pool::start_pool(config.build().expect("valid config")).await;
-    let store: Arc<dyn JobStore> = match kind {
-        StoreKind::Postgres => Arc::new(PostgresStore::connect(db.clone()).await.expect("store")),
-        StoreKind::Redis { namespace, .. } => {
-            Arc::new(RedisStore::from_perf(&perf, namespace.as_str()).expect("Redis is configured"))
-        }
-    };
-    (perf, db, store)
-}
-
 /// A worker process: works [`PAUSE_QUEUE`] and writes its outcome counts
 /// to the logs' database every 50 ms, for two minutes at most (the parent
 /// kills it long before).
@@ -195,12 +140,12 @@ async fn fault_worker() {
     let Ok(url) = std::env::var("PERF_FAULTS_DB") else {
         return; // Only runs when spawned by a test below.
     };
-    let kind = StoreKind::from_env(&std::env::var("PERF_FAULTS_STORE").expect("set with the db"));
+    let kind = StoreKind::from_env("PERF_FAULTS_STORE");
     let run: i64 = std::env::var("PERF_FAULTS_RUN")
         .expect("set with the db")
         .parse()
         .expect("a run id");
-    let (perf, db, store) = connect(&url, &kind).await;
+    let (perf, db, store) = connect(&url, &kind, 6).await;
     DB.set(db.clone()).expect("once");
     let jobs = Jobs::new(store);
     jobs.start_workers(worker_config(WORKER_SLOTS as usize, PAUSE_QUEUE))
@@ -390,7 +335,7 @@ async fn a_worker_paused_past_its_lease_cannot_complete_its_jobs_on_redis() {
 /// resumes the first while the second still runs them, then checks who
 /// completed what.
 async fn pause_past_the_lease(url: &str, kind: StoreKind) {
-    let (perf, db, store) = connect(url, &kind).await;
+    let (perf, db, store) = connect(url, &kind, 6).await;
     for statement in PAUSE_SCHEMA {
         db.execute(statement, Params::new()).await.expect("schema");
     }

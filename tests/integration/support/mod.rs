@@ -5,6 +5,7 @@
 pub mod fault_proxy;
 pub mod http_server;
 pub mod job_contract;
+pub mod job_stores;
 pub mod pg_pool;
 pub mod pg_server;
 pub mod redis_server;
