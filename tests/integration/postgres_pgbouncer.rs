@@ -16,6 +16,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 /// Clients at once: more than PgBouncer's 20 server connections, so
 /// statements of one client land on connections another just used.
 const CLIENTS: usize = 40;
+
+/// One test at a time: each sends 40 clients through PgBouncer's 20 server
+/// connections, and the unsafe ones end with `RECONNECT`, which closes the
+/// server connections of every client. Run together on two loaded cores,
+/// the safe test's new connections waited past their 3 s acquire timeout.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Queries per client.
 const ROUNDS: usize = 50;
 
@@ -124,6 +130,7 @@ async fn statement_cache_off_alone_fails_through_pgbouncer() {
     let Some(bouncer) = support::service_url("PGBOUNCER_URL") else {
         return;
     };
+    let _alone = ONE_AT_A_TIME.lock().await;
     let pool = plain_sqlx_pool(&bouncer).await;
     let failed = failures(move |sql, params| {
         let pool = pool.clone();
@@ -147,6 +154,7 @@ async fn unnamed_statements_outside_a_transaction_fail_through_pgbouncer() {
     let Some(bouncer) = support::service_url("PGBOUNCER_URL") else {
         return;
     };
+    let _alone = ONE_AT_A_TIME.lock().await;
     let pool = plain_sqlx_pool(&bouncer).await;
     let failed = failures(move |sql, params| {
         let pool = pool.clone();
@@ -179,6 +187,7 @@ async fn db_queries_are_safe_through_pgbouncer() {
     let Some(bouncer) = support::service_url("PGBOUNCER_URL") else {
         return;
     };
+    let _alone = ONE_AT_A_TIME.lock().await;
     let perf = start_through_bouncer(&bouncer).await;
     let db = perf.db().expect("database configured");
     assert!(db.is_pgbouncer(), "switched on by ?pgbouncer=true");
@@ -204,6 +213,7 @@ async fn db_writes_and_errors_through_pgbouncer() {
     let Some(bouncer) = support::service_url("PGBOUNCER_URL") else {
         return;
     };
+    let _alone = ONE_AT_A_TIME.lock().await;
     let perf = start_through_bouncer(&bouncer).await;
     let db = perf.db().expect("database configured");
     let run = support::run_id() as i64;
