@@ -35,6 +35,9 @@
 //! - `db` (feature `postgres`): queries through the PostgreSQL pool,
 //!   PgBouncer-safe, and the query-result cache invalidated by table.
 //! - `http` (feature `http`): the shared outbound HTTP client.
+//! - `bench` (feature `bench`): the load-testing engine: HTTP load in the
+//!   closed and open (constant-rate) models with HDR-histogram percentiles,
+//!   `run_fn` for in-process async functions, JSON reports.
 //! - `axum` (feature `axum`): `/metrics`, `/health`, `/status` routes.
 //!
 //! ## Features
@@ -47,8 +50,12 @@
 //! | `redis` | no | Redis through `fred` (REDIS_URL / REDIS_HOST): the L2 cache tier, the invalidation bus, a health check |
 //! | `postgres` | no | PostgreSQL through `sqlx` (DATABASE_URL, `DB_*`): the pool and its metrics, `db` (PgBouncer-safe queries, the query-result cache), health check |
 //! | `http` | no | [`http`]: the outbound HTTP client (hyper, rustls with ring): pool, timeouts, retries with a budget, rate limit and circuit breaker per host; the [`limit`] server layer |
+//! | `bench` | no | `bench`: load tests of HTTP endpoints (hyper, a keep-alive connection per virtual user) and of async functions; HDR histograms (`hdrhistogram`); JSON reports |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "bench")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bench")))]
+pub mod bench;
 pub mod cache;
 pub mod config;
 #[cfg(feature = "postgres")]

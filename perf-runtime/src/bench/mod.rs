@@ -1,0 +1,62 @@
+//! The load-testing engine (feature `bench`): HTTP load with correct
+//! percentiles, and the same measurement for in-process async functions.
+//!
+//! - [`BenchmarkConfig`]: target, virtual users, duration, method, payload,
+//!   headers, request timeout, think time, ramp-up and an optional constant
+//!   rate; checked when built, naming the bad setting.
+//! - [`run_benchmark`]: each virtual user a task with its own keep-alive
+//!   connection. Without a rate the model is *closed* (users loop); with one
+//!   it is *open*: requests are due on a fixed schedule and their latency is
+//!   counted from the due time, so a stalled server shows in the
+//!   percentiles instead of silently slowing the load down (coordinated
+//!   omission, which wrk2 corrects the same way). Requests that could not
+//!   be sent on time are reported as `late`, or `dropped` when no user was
+//!   free before the period ended.
+//! - [`run_fn`]: `concurrency` tasks calling an async function in a loop.
+//! - [`BenchmarkReport`]: counts, requests/s, HDR-histogram percentiles
+//!   (p50 … p99.9, max), status codes, error kinds, and the same per
+//!   one-second window; JSON with a versioned schema ([`SCHEMA_VERSION`]).
+//!
+//! Why per-user histograms: recording stays lock-free on the hot path; the
+//! histograms are merged when the run ends (and per window as users move
+//! from one second to the next). See `docs/bench.md` for what is measured,
+//! the two models and the JSON schema.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), perf_runtime::bench::BenchError> {
+//! use std::time::Duration;
+//! use perf_runtime::bench::{BenchmarkConfig, run_benchmark};
+//!
+//! let config = BenchmarkConfig::builder("chat", "http://127.0.0.1:8000/api/chat")
+//!     .concurrent_users(100)
+//!     .duration(Duration::from_secs(30))
+//!     .ramp_up(Duration::from_secs(5))
+//!     .rate(2000.0) // open model; leave out for closed
+//!     .build()?;
+//! let report = run_benchmark(config).await?;
+//! println!("p99 {:?}, dropped {}", report.latency.p99(), report.dropped);
+//! std::fs::write("run.json", report.to_json()).expect("writable");
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod conn;
+mod error;
+mod function;
+mod histogram;
+mod recorder;
+mod report;
+mod run;
+mod schedule;
+mod window;
+
+pub use config::{BenchmarkConfig, BenchmarkConfigBuilder, DEFAULT_REQUEST_TIMEOUT};
+pub use error::{BenchError, BoxError};
+pub use function::{CallOutcome, run_fn};
+pub use histogram::LatencySummary;
+pub use report::{
+    BenchmarkReport, ErrorCounts, LoadModel, RunSettings, SCHEMA_VERSION, TargetKind,
+};
+pub use run::{LATE_AFTER, run_benchmark};
+pub use window::{WINDOW, WindowReport};
