@@ -11,6 +11,7 @@ use http::{HeaderMap, Method};
 use url::Url;
 
 use super::BenchError;
+use super::window::WINDOW;
 
 /// The default request timeout: a request without an answer by then counts
 /// as a `timeout` error.
@@ -37,6 +38,7 @@ pub struct BenchmarkConfig {
     pub(crate) think_time: Duration,
     pub(crate) ramp_up: Duration,
     pub(crate) rate: Option<f64>,
+    pub(crate) window: Duration,
 }
 
 impl BenchmarkConfig {
@@ -60,7 +62,35 @@ impl BenchmarkConfig {
             think_time: Duration::ZERO,
             ramp_up: Duration::ZERO,
             rate: None,
+            window: WINDOW,
         }
+    }
+
+    /// The same configuration with `users` virtual users (at least 1): how
+    /// a stress test steps the load up from one base configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`BenchError::InvalidConfig`] for 0 users.
+    pub fn with_users(&self, users: usize) -> Result<BenchmarkConfig, BenchError> {
+        check_users(users)?;
+        Ok(BenchmarkConfig {
+            users,
+            ..self.clone()
+        })
+    }
+
+    /// The same configuration measured for `duration` (more than zero).
+    ///
+    /// # Errors
+    ///
+    /// [`BenchError::InvalidConfig`] for a zero duration.
+    pub fn with_duration(&self, duration: Duration) -> Result<BenchmarkConfig, BenchError> {
+        check_duration(duration)?;
+        Ok(BenchmarkConfig {
+            duration,
+            ..self.clone()
+        })
     }
 
     /// The name shown in reports.
@@ -119,6 +149,11 @@ impl BenchmarkConfig {
     pub fn rate(&self) -> Option<f64> {
         self.rate
     }
+
+    /// The length of the report's windows.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
 }
 
 impl fmt::Debug for BenchmarkConfig {
@@ -137,6 +172,7 @@ impl fmt::Debug for BenchmarkConfig {
             .field("think_time", &self.think_time)
             .field("ramp_up", &self.ramp_up)
             .field("rate", &self.rate)
+            .field("window", &self.window)
             .finish()
     }
 }
@@ -157,6 +193,7 @@ pub struct BenchmarkConfigBuilder {
     think_time: Duration,
     ramp_up: Duration,
     rate: Option<f64>,
+    window: Duration,
 }
 
 impl fmt::Debug for BenchmarkConfigBuilder {
@@ -245,6 +282,15 @@ impl BenchmarkConfigBuilder {
         self
     }
 
+    /// The length of the windows the measured period is cut into for
+    /// figures over time (at least 100 ms; default [`WINDOW`], one second).
+    /// An endurance run uses longer ones: an hour in one-second windows is
+    /// 3,600 entries in the report.
+    pub fn window(mut self, length: Duration) -> Self {
+        self.window = length;
+        self
+    }
+
     /// Checks every setting.
     ///
     /// # Errors
@@ -253,18 +299,13 @@ impl BenchmarkConfigBuilder {
     /// and what it accepts.
     pub fn build(self) -> Result<BenchmarkConfig, BenchError> {
         let target = parse_target(&self.target_url)?;
-        if self.users == 0 {
+        check_users(self.users)?;
+        check_duration(self.duration)?;
+        if self.window < MIN_WINDOW {
             return Err(BenchError::invalid(
-                "concurrent_users",
-                "at least 1 virtual user",
-                0,
-            ));
-        }
-        if self.duration.is_zero() {
-            return Err(BenchError::invalid(
-                "duration",
-                "a measured window longer than zero, e.g. 30s",
-                "0s",
+                "window",
+                "a window of at least 100ms, e.g. 1s",
+                format!("{:?}", self.window),
             ));
         }
         if self.request_timeout.is_zero() {
@@ -318,8 +359,34 @@ impl BenchmarkConfigBuilder {
             think_time: self.think_time,
             ramp_up: self.ramp_up,
             rate: self.rate,
+            window: self.window,
         })
     }
+}
+
+/// The shortest window: shorter ones hold too few requests for a percentile.
+const MIN_WINDOW: Duration = Duration::from_millis(100);
+
+fn check_users(users: usize) -> Result<(), BenchError> {
+    if users == 0 {
+        return Err(BenchError::invalid(
+            "concurrent_users",
+            "at least 1 virtual user",
+            0,
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_duration(duration: Duration) -> Result<(), BenchError> {
+    if duration.is_zero() {
+        return Err(BenchError::invalid(
+            "duration",
+            "a measured window longer than zero, e.g. 30s",
+            "0s",
+        ));
+    }
+    Ok(())
 }
 
 const URL_EXPECTED: &str =

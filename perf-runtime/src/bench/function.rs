@@ -9,10 +9,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::BenchError;
+use super::config::check_duration;
+use super::progress::Progress;
 use super::recorder::{Outcome, Period, Recorder};
 use super::report::{Assembly, BenchmarkReport, LoadModel, RunSettings, TargetKind, now_rfc3339};
 use super::run::join_users;
-use super::window::{WindowTable, millis};
+use super::window::{WINDOW, WindowTable, millis};
 
 /// What a benchmarked function returns: `()` (always a success) or a
 /// `Result` (`Err` counts as an `other` error; its latency is still
@@ -75,26 +77,22 @@ where
             0,
         ));
     }
-    if duration.is_zero() {
-        return Err(BenchError::invalid(
-            "duration",
-            "a measured window longer than zero, e.g. 10s",
-            "0s",
-        ));
-    }
+    check_duration(duration)?;
     let period = Period {
         warmup: Duration::ZERO,
         measured: duration,
     };
-    let windows = Arc::new(WindowTable::new(duration));
+    let windows = Arc::new(WindowTable::new(duration, WINDOW));
     let function = Arc::new(function);
     let started_at = now_rfc3339();
     let start = Instant::now();
+    let progress = Progress::new();
+    progress.begin(start, period, concurrency, Arc::clone(&windows));
     let end = start + duration;
     let users = (0..concurrency)
         .map(|_| {
             let function = Arc::clone(&function);
-            let mut recorder = Recorder::new(period, Arc::clone(&windows));
+            let mut recorder = Recorder::new(period, Arc::clone(&windows), progress.clone());
             tokio::spawn(async move {
                 loop {
                     let sent = Instant::now();
@@ -123,6 +121,7 @@ where
             request_timeout_ms: None,
             rate_per_second: None,
             method: None,
+            window_ms: millis(WINDOW),
         },
         measured: duration,
         wall_time: start.elapsed(),

@@ -131,6 +131,69 @@ impl LatencySummary {
     }
 }
 
+/// One bucket of a latency distribution: the answers whose latency was
+/// above the previous bucket's `upper_us` and at most this one's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LatencyBucket {
+    /// The bucket's upper bound, microseconds.
+    pub upper_us: u64,
+    /// Answers in the bucket.
+    pub count: u64,
+}
+
+/// Ten bounds per power of ten (the R10 preferred numbers): buckets of
+/// equal width on a log axis, the shape a latency histogram is read in.
+const R10: [f64; 10] = [1.0, 1.25, 1.6, 2.0, 2.5, 3.15, 4.0, 5.0, 6.3, 8.0];
+
+/// The upper bounds from 10 µs up to the first that holds `max` (anything
+/// faster than 10 µs falls in the first bucket).
+fn bucket_bounds(max: u64) -> Vec<u64> {
+    let mut bounds = Vec::new();
+    let mut decade = 10.0_f64;
+    loop {
+        for step in R10 {
+            // Rounded to whole microseconds: exact from 10 µs up.
+            let bound = (step * decade).round() as u64;
+            bounds.push(bound);
+            if bound >= max {
+                return bounds;
+            }
+        }
+        decade *= 10.0;
+    }
+}
+
+/// `histogram` in log-spaced buckets, from the fastest answer's bucket to
+/// the slowest's (empty ones between included, so a gap shows); empty for
+/// an empty histogram.
+pub(crate) fn distribution(histogram: &Latencies) -> Vec<LatencyBucket> {
+    if histogram.is_empty() {
+        return Vec::new();
+    }
+    let bounds = bucket_bounds(histogram.max());
+    let mut counts = vec![0_u64; bounds.len()];
+    for value in histogram.iter_recorded() {
+        // Each recorded value stands for a range of equivalent values
+        // (0.1 % wide); its lowest one decides the bucket, so a latency
+        // recorded exactly on a bound stays in that bound's bucket.
+        let lowest = histogram.lowest_equivalent(value.value_iterated_to());
+        let index = bounds.partition_point(|&bound| bound < lowest);
+        counts[index.min(bounds.len() - 1)] += value.count_at_value();
+    }
+    let first = counts.iter().position(|&count| count > 0).unwrap_or(0);
+    // `max()` is the top of its equivalent range, which may reach past a
+    // bound that its lowest value sits under: drop a trailing empty bucket.
+    let last = counts.iter().rposition(|&count| count > 0).unwrap_or(0);
+    bounds
+        .into_iter()
+        .zip(counts)
+        .take(last + 1)
+        .skip(first)
+        .map(|(upper_us, count)| LatencyBucket { upper_us, count })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +240,38 @@ mod tests {
             LatencySummary::of(&new_latencies()),
             LatencySummary::default()
         );
+    }
+
+    #[test]
+    fn the_distribution_puts_each_answer_in_its_log_bucket_and_adds_up() {
+        let mut histogram = new_latencies();
+        for (ms, times) in [(1, 10), (2, 5), (100, 1)] {
+            for _ in 0..times {
+                record(&mut histogram, Duration::from_millis(ms));
+            }
+        }
+        let buckets = distribution(&histogram);
+        assert_eq!(buckets.iter().map(|b| b.count).sum::<u64>(), 16);
+        // 1 ms lands at or just under its bound (1000 µs, within 0.1 %),
+        // 2 ms in the 2000 µs bucket, 100 ms in the last.
+        let count_at = |upper: u64| {
+            buckets
+                .iter()
+                .find(|b| b.upper_us == upper)
+                .map(|b| b.count)
+        };
+        assert_eq!(buckets.first().map(|b| b.upper_us), Some(1000));
+        assert_eq!(count_at(1000), Some(10));
+        assert_eq!(count_at(2000), Some(5));
+        assert_eq!(
+            buckets.last(),
+            Some(&LatencyBucket {
+                upper_us: 100_000,
+                count: 1
+            })
+        );
+        // The empty buckets between are there: ten per power of ten.
+        assert_eq!(buckets.len(), 21);
+        assert!(distribution(&new_latencies()).is_empty());
     }
 }

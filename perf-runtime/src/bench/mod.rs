@@ -45,6 +45,7 @@ mod conn;
 mod error;
 mod function;
 mod histogram;
+mod progress;
 mod recorder;
 mod report;
 mod run;
@@ -54,9 +55,10 @@ mod window;
 pub use config::{BenchmarkConfig, BenchmarkConfigBuilder, DEFAULT_REQUEST_TIMEOUT};
 pub use error::{BenchError, BoxError};
 pub use function::{CallOutcome, run_fn};
-pub use histogram::LatencySummary;
+pub use histogram::{LatencyBucket, LatencySummary};
+pub use progress::{Phase, Progress, ProgressSnapshot};
 pub use report::{
     BenchmarkReport, ErrorCounts, LoadModel, RunSettings, SCHEMA_VERSION, TargetKind,
 };
-pub use run::{LATE_AFTER, run_benchmark};
+pub use run::{LATE_AFTER, run_benchmark, run_benchmark_with_progress};
 pub use window::{WINDOW, WindowReport};

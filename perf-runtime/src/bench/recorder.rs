@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::histogram::{Latencies, merge, new_latencies, record};
+use super::progress::Progress;
 use super::report::ErrorCounts;
 use super::window::{CurrentWindow, WindowTable};
 
@@ -95,15 +96,17 @@ pub(crate) struct Recorder {
     windows: Arc<WindowTable>,
     current: CurrentWindow,
     totals: Totals,
+    progress: Progress,
 }
 
 impl Recorder {
-    pub(crate) fn new(period: Period, windows: Arc<WindowTable>) -> Recorder {
+    pub(crate) fn new(period: Period, windows: Arc<WindowTable>, progress: Progress) -> Recorder {
         Recorder {
             period,
             windows,
             current: CurrentWindow::new(),
             totals: Totals::new(),
+            progress,
         }
     }
 
@@ -145,6 +148,7 @@ impl Recorder {
             }
         };
         totals.successes += u64::from(!failed);
+        self.progress.count(failed);
         if answered {
             record(&mut totals.latencies, latency);
         }
@@ -163,6 +167,7 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::window::WINDOW;
 
     #[test]
     fn outcomes_are_counted_by_kind_and_warmup_is_kept_apart() {
@@ -170,8 +175,9 @@ mod tests {
             warmup: Duration::from_secs(1),
             measured: Duration::from_secs(2),
         };
-        let windows = Arc::new(WindowTable::new(period.measured));
-        let mut recorder = Recorder::new(period, Arc::clone(&windows));
+        let windows = Arc::new(WindowTable::new(period.measured, WINDOW));
+        let progress = Progress::new();
+        let mut recorder = Recorder::new(period, Arc::clone(&windows), progress.clone());
         let ms = Duration::from_millis;
         recorder.record(ms(500), ms(5), Outcome::Response(200), false); // warm-up
         recorder.record(ms(1000), ms(5), Outcome::Response(200), false);
@@ -202,5 +208,7 @@ mod tests {
         assert_eq!(reports[1].requests, 3);
         assert_eq!(reports[1].errors, 3);
         assert_eq!(reports[1].latency.count, 1);
+        let snapshot = progress.snapshot();
+        assert_eq!((snapshot.requests, snapshot.errors), (5, 4));
     }
 }

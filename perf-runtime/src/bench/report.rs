@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::histogram::LatencySummary;
+use super::histogram::{LatencyBucket, LatencySummary, distribution};
 use super::recorder::Totals;
 use super::window::{WindowReport, millis};
 
@@ -79,6 +79,14 @@ pub struct RunSettings {
     pub rate_per_second: Option<f64>,
     /// The HTTP method; `null` for a function.
     pub method: Option<String>,
+    /// The length of the `windows` (1000 unless the run set another).
+    #[serde(default = "default_window_ms")]
+    pub window_ms: u64,
+}
+
+/// Reports written before windows could be set had one-second ones.
+fn default_window_ms() -> u64 {
+    1000
 }
 
 /// What a benchmark run measured.
@@ -127,6 +135,10 @@ pub struct BenchmarkReport {
     /// Latency of every request that got an answer (any status), from when
     /// it was sent (open model: due) to the end of the answer's body.
     pub latency: LatencySummary,
+    /// How the latencies spread: counts in log-spaced buckets (ten per
+    /// power of ten), from the fastest answer's bucket to the slowest's.
+    #[serde(default)]
+    pub latency_distribution: Vec<LatencyBucket>,
     /// Answers by HTTP status code (keys are the codes, as strings in JSON).
     pub status_codes: BTreeMap<u16, u64>,
     /// Failed requests by kind.
@@ -194,6 +206,7 @@ impl Assembly {
             late: totals.late,
             requests_per_second: totals.requests as f64 / self.measured.as_secs_f64(),
             latency: LatencySummary::of(&totals.latencies),
+            latency_distribution: distribution(&totals.latencies),
             status_codes: totals.status_codes,
             errors: totals.errors,
             windows,

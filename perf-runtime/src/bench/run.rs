@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::BenchError;
 use super::config::{BenchmarkConfig, display_target};
 use super::conn::{Connection, Target};
+use super::progress::Progress;
 use super::recorder::{Period, Recorder, Totals};
 use super::report::{Assembly, BenchmarkReport, LoadModel, RunSettings, TargetKind, now_rfc3339};
 use super::schedule::Schedule;
@@ -34,6 +35,19 @@ pub const LATE_AFTER: Duration = Duration::from_millis(10);
 /// task panicked. Failed requests are not errors: they are counted in the
 /// report.
 pub async fn run_benchmark(config: BenchmarkConfig) -> Result<BenchmarkReport, BenchError> {
+    run_benchmark_with_progress(config, &Progress::new()).await
+}
+
+/// [`run_benchmark`], with `progress` following the run: read
+/// [`Progress::snapshot`] from another task for live figures.
+///
+/// # Errors
+///
+/// As [`run_benchmark`].
+pub async fn run_benchmark_with_progress(
+    config: BenchmarkConfig,
+    progress: &Progress,
+) -> Result<BenchmarkReport, BenchError> {
     let target = Arc::new(Target::new(&config));
     match tokio::time::timeout(config.request_timeout, target.connect()).await {
         Ok(Ok(_probe)) => {}
@@ -55,16 +69,17 @@ pub async fn run_benchmark(config: BenchmarkConfig) -> Result<BenchmarkReport, B
         warmup: config.ramp_up,
         measured: config.duration,
     };
-    let windows = Arc::new(WindowTable::new(period.measured));
+    let windows = Arc::new(WindowTable::new(period.measured, config.window));
     let schedule = config.rate.map(|rate| Schedule::new(rate, config.ramp_up));
     let next_ticket = Arc::new(AtomicU64::new(0));
     let started_at = now_rfc3339();
     let start = Instant::now();
+    progress.begin(start, period, config.users, Arc::clone(&windows));
 
     let mut users = Vec::with_capacity(config.users);
     for user in 0..config.users {
         let join_at = start + spread(config.ramp_up, user, config.users);
-        let mut recorder = Recorder::new(period, Arc::clone(&windows));
+        let mut recorder = Recorder::new(period, Arc::clone(&windows), progress.clone());
         let target = Arc::clone(&target);
         let think_time = config.think_time;
         let next_ticket = Arc::clone(&next_ticket);
@@ -100,7 +115,9 @@ pub async fn run_benchmark(config: BenchmarkConfig) -> Result<BenchmarkReport, B
             recorder.finish()
         }));
     }
-    let totals = join_users(users).await?;
+    let totals = join_users(users).await;
+    progress.finish();
+    let totals = totals?;
 
     let assembly = Assembly {
         name: config.name.clone(),
@@ -120,6 +137,7 @@ pub async fn run_benchmark(config: BenchmarkConfig) -> Result<BenchmarkReport, B
             request_timeout_ms: Some(millis(config.request_timeout)),
             rate_per_second: config.rate,
             method: Some(config.method.to_string()),
+            window_ms: millis(config.window),
         },
         measured: period.measured,
         wall_time: start.elapsed(),

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::histogram::{Latencies, LatencySummary, merge, new_latencies, record};
 
-/// The length of a window.
+/// The default length of a window
+/// ([`BenchmarkConfigBuilder::window`](super::BenchmarkConfigBuilder::window)
+/// sets another).
 pub const WINDOW: Duration = Duration::from_secs(1);
 
 /// The figures of one window of the measured period.
@@ -23,7 +25,8 @@ pub const WINDOW: Duration = Duration::from_secs(1);
 pub struct WindowReport {
     /// Start of the window, from the start of the measured period.
     pub start_ms: u64,
-    /// Length of the window: 1000, less for a last, partial window.
+    /// Length of the window: the run's `settings.window_ms` (1000 by
+    /// default), less for a last, partial window.
     pub duration_ms: u64,
     /// Requests sent in the window, failed ones included.
     pub requests: u64,
@@ -45,16 +48,18 @@ struct Slot {
 /// The shared windows of a run.
 pub(crate) struct WindowTable {
     measured: Duration,
+    length: Duration,
     slots: Vec<Mutex<Slot>>,
 }
 
 impl WindowTable {
-    /// Windows for a measured period of `measured`.
-    pub(crate) fn new(measured: Duration) -> WindowTable {
-        let count = measured.as_nanos().div_ceil(WINDOW.as_nanos()).max(1);
+    /// Windows of `length` (more than zero) for a measured period of `measured`.
+    pub(crate) fn new(measured: Duration, length: Duration) -> WindowTable {
+        let count = measured.as_nanos().div_ceil(length.as_nanos()).max(1);
         let count = usize::try_from(count).unwrap_or(usize::MAX);
         WindowTable {
             measured,
+            length,
             slots: (0..count).map(|_| Mutex::default()).collect(),
         }
     }
@@ -62,7 +67,7 @@ impl WindowTable {
     /// The window of a request sent `since_start` after the measured period
     /// began (the last one for anything past its end).
     pub(crate) fn index_of(&self, since_start: Duration) -> usize {
-        let index = since_start.as_nanos() / WINDOW.as_nanos();
+        let index = since_start.as_nanos() / self.length.as_nanos();
         usize::try_from(index)
             .unwrap_or(usize::MAX)
             .min(self.slots.len() - 1)
@@ -84,32 +89,36 @@ impl WindowTable {
 
     /// The report of each window, in order.
     pub(crate) fn reports(&self) -> Vec<WindowReport> {
-        self.slots
-            .iter()
-            .enumerate()
-            .map(|(index, slot)| {
-                let slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
-                let start = WINDOW * u32::try_from(index).unwrap_or(u32::MAX);
-                let length = self.measured.saturating_sub(start).min(WINDOW);
-                let seconds = length.as_secs_f64();
-                WindowReport {
-                    start_ms: millis(start),
-                    duration_ms: millis(length),
-                    requests: slot.requests,
-                    errors: slot.errors,
-                    requests_per_second: if seconds > 0.0 {
-                        slot.requests as f64 / seconds
-                    } else {
-                        0.0
-                    },
-                    latency: slot
-                        .latencies
-                        .as_ref()
-                        .map(LatencySummary::of)
-                        .unwrap_or_default(),
-                }
-            })
+        (0..self.slots.len())
+            .map(|index| self.report(index))
             .collect()
+    }
+
+    /// The report of window `index` (less than [`len`](Self::len)), with
+    /// what the users handed over so far.
+    pub(crate) fn report(&self, index: usize) -> WindowReport {
+        let slot = self.slots[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let start = self.length * u32::try_from(index).unwrap_or(u32::MAX);
+        let length = self.measured.saturating_sub(start).min(self.length);
+        let seconds = length.as_secs_f64();
+        WindowReport {
+            start_ms: millis(start),
+            duration_ms: millis(length),
+            requests: slot.requests,
+            errors: slot.errors,
+            requests_per_second: if seconds > 0.0 {
+                slot.requests as f64 / seconds
+            } else {
+                0.0
+            },
+            latency: slot
+                .latencies
+                .as_ref()
+                .map(LatencySummary::of)
+                .unwrap_or_default(),
+        }
     }
 }
 
@@ -173,7 +182,7 @@ mod tests {
 
     #[test]
     fn windows_tile_the_measured_period() {
-        let table = WindowTable::new(Duration::from_millis(2500));
+        let table = WindowTable::new(Duration::from_millis(2500), WINDOW);
         let reports = table.reports();
         assert_eq!(reports.len(), 3);
         assert_eq!(
@@ -191,8 +200,20 @@ mod tests {
     }
 
     #[test]
+    fn longer_windows_tile_the_period_too() {
+        let table = WindowTable::new(Duration::from_secs(25), Duration::from_secs(10));
+        let tiles: Vec<_> = table
+            .reports()
+            .iter()
+            .map(|w| (w.start_ms, w.duration_ms))
+            .collect();
+        assert_eq!(tiles, [(0, 10_000), (10_000, 10_000), (20_000, 5_000)]);
+        assert_eq!(table.index_of(Duration::from_millis(19_999)), 1);
+    }
+
+    #[test]
     fn requests_land_in_the_window_they_were_sent_in_and_users_add_up() {
-        let table = WindowTable::new(Duration::from_millis(2500));
+        let table = WindowTable::new(Duration::from_millis(2500), WINDOW);
         let mut first = CurrentWindow::new();
         let mut second = CurrentWindow::new();
         // User 1: two requests in window 0, one failed one in window 2.
