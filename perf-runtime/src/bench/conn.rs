@@ -7,16 +7,18 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::HOST;
+use http::header::{CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::config::BenchmarkConfig;
 use super::error::BoxError;
 use super::recorder::{ErrorKind, Outcome};
+use super::sse::SseScanner;
 
 /// The request every user sends, prepared once.
 pub(crate) struct Target {
@@ -101,9 +103,11 @@ impl Connection {
     }
 
     /// Sends the target's request and reads the whole answer, within the
-    /// request timeout (a reconnect, when needed, included).
-    pub(crate) async fn send(&mut self, target: &Target) -> Outcome {
-        match tokio::time::timeout(target.timeout, self.exchange(target)).await {
+    /// request timeout (a reconnect, when needed, included). A streamed
+    /// answer's events are timed from `origin` (when the request was sent,
+    /// or due).
+    pub(crate) async fn send(&mut self, target: &Target, origin: Instant) -> Outcome {
+        match tokio::time::timeout(target.timeout, self.exchange(target, origin)).await {
             Ok(outcome) => outcome,
             Err(_elapsed) => {
                 // The answer may still come on this connection: never reuse it.
@@ -113,7 +117,7 @@ impl Connection {
         }
     }
 
-    async fn exchange(&mut self, target: &Target) -> Outcome {
+    async fn exchange(&mut self, target: &Target, origin: Instant) -> Outcome {
         let sender = match self.sender.take() {
             Some(sender) if !sender.is_closed() => sender,
             _ => match target.connect().await {
@@ -138,7 +142,33 @@ impl Connection {
             Err(_) => return Outcome::Failed(ErrorKind::Other),
         };
         let status = response.status().as_u16();
+        let streamed = is_event_stream(response.headers());
         let mut body = response.into_body();
+        if streamed {
+            let mut scanner = SseScanner::new();
+            let mut cut = false;
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(frame) => {
+                        if let Some(data) = frame.data_ref() {
+                            scanner.feed(data, origin.elapsed());
+                        }
+                    }
+                    Err(_) => {
+                        cut = true;
+                        break;
+                    }
+                }
+            }
+            if !cut {
+                self.sender = Some(sender);
+            }
+            return Outcome::Stream {
+                status,
+                stats: scanner.finish(),
+                cut,
+            };
+        }
         while let Some(frame) = body.frame().await {
             if frame.is_err() {
                 return Outcome::Failed(ErrorKind::Other);
@@ -147,6 +177,15 @@ impl Connection {
         self.sender = Some(sender);
         Outcome::Response(status)
     }
+}
+
+/// `content-type: text/event-stream` (parameters allowed).
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"))
 }
 
 async fn ready(mut sender: SendRequest<Full<Bytes>>) -> Option<SendRequest<Full<Bytes>>> {

@@ -50,6 +50,8 @@ mod recorder;
 mod report;
 mod run;
 mod schedule;
+mod sse;
+mod streaming;
 mod window;
 
 pub use config::{BenchmarkConfig, BenchmarkConfigBuilder, DEFAULT_REQUEST_TIMEOUT};
@@ -61,4 +63,5 @@ pub use report::{
     BenchmarkReport, ErrorCounts, LoadModel, RunSettings, SCHEMA_VERSION, TargetKind,
 };
 pub use run::{LATE_AFTER, run_benchmark, run_benchmark_with_progress};
+pub use streaming::StreamingSummary;
 pub use window::{WINDOW, WindowReport};

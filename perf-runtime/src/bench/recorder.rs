@@ -7,6 +7,8 @@ use std::time::Duration;
 use super::histogram::{Latencies, merge, new_latencies, record};
 use super::progress::Progress;
 use super::report::ErrorCounts;
+use super::sse::StreamStats;
+use super::streaming::StreamingTotals;
 use super::window::{CurrentWindow, WindowTable};
 
 /// Why a request got no answer.
@@ -26,6 +28,13 @@ pub(crate) enum Outcome {
     /// An HTTP answer with this status, body read to the end; 400 and above
     /// count as `http_status` errors.
     Response(u16),
+    /// A streamed answer (server-sent events) with this status; `cut` if
+    /// the connection failed mid-body (an `other` error, no latency).
+    Stream {
+        status: u16,
+        stats: StreamStats,
+        cut: bool,
+    },
     /// A benchmarked function returned: `true` for `Ok` or `()`.
     Returned(bool),
     /// No answer. Its latency is not recorded (there is none to record).
@@ -58,6 +67,8 @@ pub(crate) struct Totals {
     pub(crate) late: u64,
     pub(crate) status_codes: BTreeMap<u16, u64>,
     pub(crate) errors: ErrorCounts,
+    /// Streamed answers, when there were any.
+    pub(crate) streaming: Option<StreamingTotals>,
 }
 
 impl Totals {
@@ -70,6 +81,7 @@ impl Totals {
             late: 0,
             status_codes: BTreeMap::new(),
             errors: ErrorCounts::default(),
+            streaming: None,
         }
     }
 
@@ -87,6 +99,11 @@ impl Totals {
         self.errors.timeout += other.errors.timeout;
         self.errors.http_status += other.errors.http_status;
         self.errors.other += other.errors.other;
+        if let Some(streams) = &other.streaming {
+            self.streaming
+                .get_or_insert_with(StreamingTotals::new)
+                .merge(streams);
+        }
     }
 }
 
@@ -133,6 +150,21 @@ impl Recorder {
                 let failed = status >= 400;
                 totals.errors.http_status += u64::from(failed);
                 (true, failed)
+            }
+            Outcome::Stream { status, stats, cut } => {
+                totals
+                    .streaming
+                    .get_or_insert_with(StreamingTotals::new)
+                    .record(&stats, cut);
+                *totals.status_codes.entry(status).or_default() += 1;
+                if cut {
+                    totals.errors.other += 1;
+                    (false, true)
+                } else {
+                    let failed = status >= 400;
+                    totals.errors.http_status += u64::from(failed);
+                    (true, failed)
+                }
             }
             Outcome::Returned(ok) => {
                 totals.errors.other += u64::from(!ok);

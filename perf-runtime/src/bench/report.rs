@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::histogram::{LatencyBucket, LatencySummary, distribution};
 use super::recorder::Totals;
+use super::streaming::StreamingSummary;
 use super::window::{WindowReport, millis};
 
 /// The version of the JSON schema of [`BenchmarkReport`]. Fields may be
@@ -143,6 +144,11 @@ pub struct BenchmarkReport {
     pub status_codes: BTreeMap<u16, u64>,
     /// Failed requests by kind.
     pub errors: ErrorCounts,
+    /// Streamed answers (server-sent events): time to first token, time
+    /// per output token, tokens/s, the share that ended properly. Absent
+    /// when no answer was streamed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<StreamingSummary>,
     /// The measured period in one-second windows, in order.
     pub windows: Vec<WindowReport>,
 }
@@ -209,6 +215,9 @@ impl Assembly {
             latency_distribution: distribution(&totals.latencies),
             status_codes: totals.status_codes,
             errors: totals.errors,
+            streaming: totals
+                .streaming
+                .map(|streams| streams.summary(self.measured.as_secs_f64())),
             windows,
         }
     }

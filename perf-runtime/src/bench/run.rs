@@ -190,7 +190,7 @@ async fn closed_user(
         if sent >= end {
             break;
         }
-        let outcome = connection.send(target).await;
+        let outcome = connection.send(target, sent).await;
         recorder.record(sent - start, sent.elapsed(), outcome, false);
         if !think_time.is_zero() {
             tokio::time::sleep_until((Instant::now() + think_time).min(end)).await;
@@ -223,7 +223,7 @@ async fn open_user(
         let due = start + due_offset;
         tokio::time::sleep_until(due).await;
         let late = due.elapsed() > LATE_AFTER;
-        let outcome = connection.send(target).await;
+        let outcome = connection.send(target, due).await;
         recorder.record(due_offset, due.elapsed(), outcome, late);
     }
 }

@@ -54,6 +54,10 @@ impl TestServer {
                         continue;
                     };
                     connections.fetch_add(1, Ordering::SeqCst);
+                    // Small writes go out at once: with Nagle's algorithm a
+                    // streamed chunk after the headers waits for the client's
+                    // delayed ACK (~40 ms), which would show in every figure.
+                    let _ = stream.set_nodelay(true);
                     let handler = Arc::clone(&handler);
                     let hits = Arc::clone(&hits);
                     tokio::spawn(async move {
