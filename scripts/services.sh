@@ -136,6 +136,11 @@ perf_services_install() {
     _perf_find_bin pgbouncer >/dev/null || missing+=(pgbouncer)
     _perf_find_bin promtool >/dev/null || missing+=(prometheus)
     command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    # The HTML report test loads the page in headless Chromium; fonts are
+    # only a recommendation of the package, and text needs one.
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    [ -d /usr/share/fonts/truetype/liberation ] || [ -d /usr/share/fonts/truetype/dejavu ] \
+        || missing+=(fonts-liberation)
     [ "${#missing[@]}" -eq 0 ] && return 0
 
     if ! command -v apt-get >/dev/null 2>&1; then
@@ -156,7 +161,7 @@ perf_services_install() {
         || { _perf_fail "apt-get install ${missing[*]} failed"; return 1; }
 
     { _perf_find_bin redis-server && _perf_find_bin redis-cli && _perf_pg_bin \
-        && _perf_find_bin pgbouncer && _perf_find_bin promtool; } >/dev/null \
+        && _perf_find_bin pgbouncer && _perf_find_bin promtool && command -v chromium; } >/dev/null \
         || { _perf_fail "still missing a tool after apt-get install ${missing[*]}"; return 1; }
 }
 

@@ -38,6 +38,22 @@ pub enum BenchError {
         /// The panic message, if it was a string.
         message: String,
     },
+    /// A threshold (`p95<500ms`) that does not parse.
+    #[error("invalid threshold `{input}`: {reason}")]
+    InvalidThreshold {
+        /// The text as given.
+        input: String,
+        /// What is wrong with it, and what is accepted.
+        reason: String,
+    },
+    /// The target's `/metrics` could not be read.
+    #[error("cannot read the target's metrics at {url}: {reason}")]
+    TargetMetrics {
+        /// The metrics URL.
+        url: String,
+        /// What went wrong: no connection, a timeout, a status, not Prometheus text.
+        reason: String,
+    },
 }
 
 impl BenchError {

@@ -40,11 +40,16 @@
 //! # }
 //! ```
 
+mod analysis;
+mod baseline;
+mod charts;
 mod config;
 mod conn;
+mod endurance;
 mod error;
 mod function;
 mod histogram;
+mod html;
 mod progress;
 mod recorder;
 mod report;
@@ -52,16 +57,42 @@ mod run;
 mod schedule;
 mod sse;
 mod streaming;
+mod stress;
+mod target_metrics;
+mod threshold;
 mod window;
 
+pub use analysis::{AnalysisInput, Finding, Severity, analyze};
+pub use baseline::{BaselineComparison, MetricChange, compare_with_baseline};
+pub use charts::{
+    CHART_WIDTH, latency_histogram_svg, latency_over_time_svg, memory_svg, stress_curve_svg,
+    throughput_over_time_svg,
+};
 pub use config::{BenchmarkConfig, BenchmarkConfigBuilder, DEFAULT_REQUEST_TIMEOUT};
+pub use endurance::{
+    DEFAULT_DRIFT_TOLERANCE, DRIFT_ERROR_RATE_FLOOR, Drift, ENDURANCE_SCHEMA_VERSION,
+    EndurancePlan, EnduranceReport, MIN_DRIFT_WINDOWS, MemorySample, run_endurance,
+};
 pub use error::{BenchError, BoxError};
 pub use function::{CallOutcome, run_fn};
 pub use histogram::{LatencyBucket, LatencySummary};
+pub use html::{HtmlReport, render_html};
 pub use progress::{Phase, Progress, ProgressSnapshot};
 pub use report::{
     BenchmarkReport, ErrorCounts, LoadModel, RunSettings, SCHEMA_VERSION, TargetKind,
 };
 pub use run::{LATE_AFTER, run_benchmark, run_benchmark_with_progress};
 pub use streaming::StreamingSummary;
+pub use stress::{
+    KNEE_GAIN_FRACTION, STRESS_SCHEMA_VERSION, StopReason, StressPlan, StressReport,
+    StressSettings, StressStep, run_stress_plan, run_stress_test,
+};
+pub use target_metrics::{
+    CPU_SECONDS, CacheCounters, RESIDENT_MEMORY, TargetMetrics, metrics_url_for,
+    scrape_target_metrics,
+};
+pub use threshold::{
+    Comparison, Threshold, ThresholdMetric, ThresholdResult, default_thresholds,
+    evaluate_thresholds,
+};
 pub use window::{WINDOW, WindowReport};
