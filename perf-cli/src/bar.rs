@@ -30,7 +30,7 @@ impl LiveBar {
         };
         let bar = ProgressBar::with_draw_target(Some(1), target);
         bar.set_style(
-            ProgressStyle::with_template("{prefix:.bold} [{bar:32.cyan/blue}] {msg}")
+            ProgressStyle::with_template("{prefix:.bold} [{bar:20.cyan/blue}] {msg}")
                 .expect("the template is valid")
                 .progress_chars("=> "),
         );
@@ -64,11 +64,12 @@ fn draw(bar: &ProgressBar, snapshot: &ProgressSnapshot) {
         Phase::Waiting => "connecting",
         Phase::RampUp => "ramping up",
         Phase::Measuring => "measuring",
-        Phase::Draining => "waiting for the last answers",
+        Phase::Draining => "last answers",
         _ => "done",
     };
+    // Short enough for an 80-column terminal next to the bar.
     bar.set_message(format!(
-        "{:.0}s/{:.0}s {phase}: {} requests, {} req/s, p95 {}, {} errors",
+        "{:.0}s/{:.0}s {phase} | {} req | {}/s | p95 {} | {} err",
         snapshot.elapsed.as_secs_f64(),
         snapshot.measured.as_secs_f64(),
         count(snapshot.requests),

@@ -1,8 +1,9 @@
 //! HTTP handlers of the chat API.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use perf_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -95,6 +96,53 @@ pub(crate) async fn send_message(
         conversation_id,
         reply,
     }))
+}
+
+/// `GET /api/chat?message=…` query: a one-off question (default "hello"),
+/// so that a plain `perf load http://127.0.0.1:8000/api/chat` or a browser
+/// gets an answer.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChatQuery {
+    /// What the user says.
+    pub(crate) message: Option<String>,
+}
+
+/// Answers a one-off message in a new conversation.
+pub(crate) async fn ask(
+    state: State<AppState>,
+    Query(query): Query<ChatQuery>,
+) -> Result<Json<ChatReply>, ChatError> {
+    let message = query.message.unwrap_or_else(|| "hello".to_owned());
+    send_message(
+        state,
+        Json(ChatRequest {
+            message,
+            conversation_id: None,
+        }),
+    )
+    .await
+}
+
+/// `GET /api/chat/stream?message=…`: the answer as server-sent events, one
+/// word per event as a model streams tokens (OpenAI's chunk shape), then
+/// `data: [DONE]`. What `perf load` measures time to first token on.
+#[profile(name = "chat.stream")]
+pub(crate) async fn stream(Query(query): Query<ChatQuery>) -> Result<Response, ChatError> {
+    let message = query.message.unwrap_or_else(|| "hello".to_owned());
+    let length = message.len();
+    if message.trim().is_empty() || length > MAX_MESSAGE_BYTES {
+        return Err(ChatError::BadMessage(length));
+    }
+    let reply = assistant::reply(&message, 0).await;
+    let chunks: Vec<Result<Event, std::convert::Infallible>> = reply
+        .split_inclusive(' ')
+        .map(|word| {
+            let chunk = serde_json::json!({ "choices": [{ "delta": { "content": word } }] });
+            Ok(Event::default().data(chunk.to_string()))
+        })
+        .chain(std::iter::once(Ok(Event::default().data("[DONE]"))))
+        .collect();
+    Ok(Sse::new(futures_util::stream::iter(chunks)).into_response())
 }
 
 /// Returns a conversation's turns.

@@ -28,7 +28,8 @@ pub struct AppState {
 /// The whole application: the chat API plus `/metrics`, `/health` and `/status`.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/api/chat", post(handlers::send_message))
+        .route("/api/chat", post(handlers::send_message).get(handlers::ask))
+        .route("/api/chat/stream", get(handlers::stream))
         .route("/api/conversations/{id}", get(handlers::get_conversation))
         .route("/api/users/{user_id}", get(handlers::get_user))
         .route("/api/signup", post(signup::signup))
