@@ -18,6 +18,7 @@ use perf_runtime::bench::{
     run_benchmark, scrape_target_metrics,
 };
 use perf_runtime::prelude::*;
+use support::bench_servers::{closed_run, every_nth_fails};
 use support::http_server::{TestServer, text};
 use tokio::time::Instant;
 
@@ -68,32 +69,8 @@ fn with_code<'a>(findings: &'a [Finding], code: &str) -> Vec<&'a Finding> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_injected_error_rate_breaks_the_error_threshold_with_the_exact_rate() {
-    let sent_500 = Arc::new(AtomicUsize::new(0));
-    let server = TestServer::start({
-        let sent_500 = Arc::clone(&sent_500);
-        move |_request, hit| {
-            let sent_500 = Arc::clone(&sent_500);
-            async move {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                if hit.is_multiple_of(10) {
-                    sent_500.fetch_add(1, Ordering::SeqCst);
-                    text(500, "injected")
-                } else {
-                    text(200, "ok")
-                }
-            }
-        }
-    })
-    .await;
-    let report = run_benchmark(
-        BenchmarkConfig::builder("errors", server.url("/"))
-            .concurrent_users(8)
-            .duration(Duration::from_secs(2))
-            .build()
-            .expect("valid config"),
-    )
-    .await
-    .expect("run");
+    let (server, sent_500) = every_nth_fails(10).await;
+    let report = closed_run("errors", server.url("/"), 8, Duration::from_secs(2)).await;
     let results = evaluate_thresholds(&thresholds(&["errors<5%", "p95<10s"]), &report);
     let findings = analysis(&report, &results);
     show("every 10th answers 500", &report, &results, &findings);

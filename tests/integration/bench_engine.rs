@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use perf_runtime::bench::{
     BenchError, BenchmarkConfig, BenchmarkReport, LoadModel, SCHEMA_VERSION, TargetKind,
     run_benchmark, run_fn,
 };
+use support::bench_servers::{closed_run, every_nth_fails};
 use support::http_server::{TestServer, text};
 use tokio::time::Instant;
 
@@ -230,32 +231,8 @@ async fn an_open_run_with_too_few_users_reports_the_requests_it_could_not_send()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_injected_error_rate_is_counted_exactly() {
-    let sent_500 = Arc::new(AtomicUsize::new(0));
-    let server = TestServer::start({
-        let sent_500 = Arc::clone(&sent_500);
-        move |_request, hit| {
-            let sent_500 = Arc::clone(&sent_500);
-            async move {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                if hit.is_multiple_of(10) {
-                    sent_500.fetch_add(1, Ordering::SeqCst);
-                    text(500, "injected")
-                } else {
-                    text(200, "ok")
-                }
-            }
-        }
-    })
-    .await;
-    let report = run_benchmark(
-        BenchmarkConfig::builder("errors", server.url("/"))
-            .concurrent_users(8)
-            .duration(Duration::from_secs(2))
-            .build()
-            .expect("valid config"),
-    )
-    .await
-    .expect("run");
+    let (server, sent_500) = every_nth_fails(10).await;
+    let report = closed_run("errors", server.url("/"), 8, Duration::from_secs(2)).await;
     show("every 10th answers 500", &report);
 
     let hits = server.hits();

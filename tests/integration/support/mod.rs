@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod bench_servers;
 pub mod fault_proxy;
 pub mod http_server;
 pub mod job_contract;
