@@ -324,13 +324,7 @@ pub fn latency_over_time_svg(report: &BenchmarkReport) -> String {
                 .map(|w| ms(w.latency.p99_us))
                 .fold(0.0, f64::max),
         );
-        let mut chart = ChartBuilder::on(&body)
-            .margin_left(14)
-            .margin_right(28)
-            .margin_bottom(8)
-            .x_label_area_size(56)
-            .y_label_area_size(78)
-            .build_cartesian_2d(0.0..x_top, 0.0..y_top)?;
+        let mut chart = framed(&body, 28).build_cartesian_2d(0.0..x_top, 0.0..y_top)?;
         time_mesh(&mut chart, x_top, y_top, "latency (ms)")?;
         for (_, color, percentile) in lines {
             let line = ShapeStyle::from(&color).stroke_width(2);
@@ -392,13 +386,7 @@ pub fn throughput_over_time_svg(report: &BenchmarkReport) -> String {
                 .map(|p| p.1)
                 .fold(0.0, f64::max),
         );
-        let mut chart = ChartBuilder::on(&body)
-            .margin_left(14)
-            .margin_right(28)
-            .margin_bottom(8)
-            .x_label_area_size(56)
-            .y_label_area_size(78)
-            .build_cartesian_2d(0.0..x_top, 0.0..y_top)?;
+        let mut chart = framed(&body, 28).build_cartesian_2d(0.0..x_top, 0.0..y_top)?;
         time_mesh(&mut chart, x_top, y_top, "per second")?;
         chart.draw_series(
             AreaSeries::new(requests.iter().copied(), 0.0, THROUGHPUT.mix(0.15))
@@ -413,6 +401,22 @@ pub fn throughput_over_time_svg(report: &BenchmarkReport) -> String {
 }
 
 /// The grid and axes of a chart over the measured period.
+/// The frame every chart shares: margins and room for the axis labels;
+/// `margin_right` leaves room for a right-hand axis or the last label.
+fn framed<'a, 'b>(
+    body: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    margin_right: u32,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(body);
+    builder
+        .margin_left(14)
+        .margin_right(margin_right)
+        .margin_bottom(8)
+        .x_label_area_size(56)
+        .y_label_area_size(78);
+    builder
+}
+
 fn time_mesh(
     chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     x_top: f64,
@@ -537,12 +541,7 @@ pub fn latency_histogram_svg(report: &BenchmarkReport) -> String {
             .iter()
             .map(|&k| i32::try_from(k).unwrap_or(columns))
             .collect();
-        let mut chart = ChartBuilder::on(&body)
-            .margin_left(14)
-            .margin_right(40)
-            .margin_bottom(8)
-            .x_label_area_size(56)
-            .y_label_area_size(78)
+        let mut chart = framed(&body, 40)
             .build_cartesian_2d((0..columns).with_key_points(key_points), 0..y_top)?
             // The same plot in continuous coordinates, for the percentile
             // lines that fall inside a bucket.
@@ -664,12 +663,7 @@ pub fn stress_curve_svg(stress: &StressReport) -> String {
             legend.push(Legend::cross("broke a limit", ERRORS));
         }
         let body = header(root, title, &legend)?;
-        let mut chart = ChartBuilder::on(&body)
-            .margin_left(14)
-            .margin_right(14)
-            .margin_bottom(8)
-            .x_label_area_size(56)
-            .y_label_area_size(78)
+        let mut chart = framed(&body, 14)
             .right_y_label_area_size(78)
             .build_cartesian_2d(0..x_top, 0.0..rps_top)?
             .set_secondary_coord(0..x_top, 0.0..p95_top);
@@ -785,13 +779,7 @@ pub fn memory_svg(endurance: &EnduranceReport) -> String {
     render(title, |root| {
         let legend = [Legend::line("resident memory (MiB)", MEMORY)];
         let body = header(root, title, &legend)?;
-        let mut chart = ChartBuilder::on(&body)
-            .margin_left(14)
-            .margin_right(28)
-            .margin_bottom(8)
-            .x_label_area_size(56)
-            .y_label_area_size(78)
-            .build_cartesian_2d(0.0..x_top, y_low..y_top)?;
+        let mut chart = framed(&body, 28).build_cartesian_2d(0.0..x_top, y_low..y_top)?;
         time_mesh(&mut chart, x_top, y_top - y_low, "resident memory (MiB)")?;
         chart.draw_series(LineSeries::new(
             points.iter().copied(),
