@@ -10,8 +10,8 @@ use tokio::task::JoinHandle;
 use crate::backends::Backends;
 use crate::config::PerfConfig;
 use crate::monitor::{
-    ComponentStatus, HealthCheck, HealthReport, MetricsReport, StatusReport, health, names,
-    recorder,
+    ComponentStatus, HealthCheck, HealthReport, MetricsReport, SelfBenchmarkResult, StatusReport,
+    health, names, recorder,
 };
 
 /// The crate version, as shown in `perf_build_info` and status reports.
@@ -193,6 +193,9 @@ struct Inner {
     #[cfg(feature = "prometheus")]
     process: metrics_process::Collector,
     backends: Backends,
+    /// The last self-benchmark result per `BENCHMARK_ENDPOINTS` entry, by
+    /// position; written by the self-benchmark thread (feature `bench`).
+    self_benchmarks: Arc<RwLock<Vec<Option<SelfBenchmarkResult>>>>,
 }
 
 impl Perf {
@@ -234,6 +237,7 @@ impl Perf {
                 #[cfg(feature = "prometheus")]
                 process: process_collector(),
                 backends,
+                self_benchmarks: Arc::default(),
                 config,
             }),
         };
@@ -258,6 +262,7 @@ impl Perf {
                 #[cfg(feature = "prometheus")]
                 process: process_collector(),
                 backends: Backends::default(),
+                self_benchmarks: Arc::default(),
             }),
         }
     }
@@ -292,6 +297,22 @@ impl Perf {
                 }
                 Err(error) => tracing::warn!(%error, "cache invalidation bus not started"),
             }
+        }
+        #[cfg(feature = "bench")]
+        if self.inner.config.enable_benchmarking
+            && !self.inner.config.benchmark_endpoints.is_empty()
+        {
+            tasks.push(crate::bench::spawn_self_benchmark(
+                &self.inner.config,
+                Arc::clone(&self.inner.self_benchmarks),
+                self.inner.stop.subscribe(),
+            ));
+        }
+        #[cfg(not(feature = "bench"))]
+        if self.inner.config.enable_benchmarking {
+            tracing::warn!(
+                "ENABLE_BENCHMARKING is on, but perf-runtime was built without its `bench` feature: no self-benchmark runs"
+            );
         }
         if self.inner.config.enable_monitoring {
             // A weak handle: the loop must not keep a dropped runtime alive.
@@ -385,7 +406,22 @@ impl Perf {
             components: self.components(),
             config: self.inner.config.clone(),
             health: self.quick_health_check().await,
+            self_benchmark: self.last_self_benchmarks(),
         }
+    }
+
+    /// The last self-benchmark of each `BENCHMARK_ENDPOINTS` entry that has
+    /// had one, in the configured order (`ENABLE_BENCHMARKING`, feature
+    /// `bench`). Empty until the first round ran.
+    pub fn last_self_benchmarks(&self) -> Vec<SelfBenchmarkResult> {
+        self.inner
+            .self_benchmarks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     fn components(&self) -> Vec<ComponentStatus> {
@@ -411,7 +447,40 @@ impl Perf {
             config.enable_monitoring && !self.inner.embedded,
             format!("every {} s", config.monitoring_interval.as_secs()),
         ));
+        components.push(self.benchmarking_component());
         components
+    }
+
+    /// The self-benchmark: what it loads, or why it is off.
+    fn benchmarking_component(&self) -> ComponentStatus {
+        let config = &self.inner.config;
+        if !config.enable_benchmarking {
+            return ComponentStatus::new("benchmarking", false, "ENABLE_BENCHMARKING=false");
+        }
+        if cfg!(not(feature = "bench")) {
+            return ComponentStatus::new(
+                "benchmarking",
+                false,
+                "built without the `bench` feature",
+            );
+        }
+        // The builder refuses this; a configuration edited field by field
+        // may still get here.
+        if config.benchmark_endpoints.is_empty() {
+            return ComponentStatus::new("benchmarking", false, "no BENCHMARK_ENDPOINTS");
+        }
+        let count = config.benchmark_endpoints.len();
+        ComponentStatus::new(
+            "benchmarking",
+            !self.inner.embedded,
+            format!(
+                "{count} endpoint{} at {} req/s for {} s each, every {} s",
+                if count == 1 { "" } else { "s" },
+                config.benchmark_rate,
+                config.benchmark_duration.as_secs(),
+                config.auto_benchmark_interval.as_secs(),
+            ),
+        )
     }
 
     /// The figures behind `/metrics`, typed: calls by outcome, in-flight
@@ -508,6 +577,27 @@ fn describe_pool_metrics() {
     );
 }
 
+/// Help texts of the self-benchmark series (`ENABLE_BENCHMARKING`).
+fn describe_self_benchmark_metrics() {
+    metrics::describe_gauge!(
+        names::SELF_BENCHMARK_LATENCY,
+        metrics::Unit::Seconds,
+        "Latency of the last self-benchmark run, by endpoint and percentile (p50, p95, p99); NaN without an answer."
+    );
+    metrics::describe_gauge!(
+        names::SELF_BENCHMARK_ERROR_RATIO,
+        "Failed over sent requests of the last self-benchmark run, by endpoint; 1 when it could not start."
+    );
+    metrics::describe_gauge!(
+        names::SELF_BENCHMARK_REQUESTS_PER_SECOND,
+        "Requests per second sent by the last self-benchmark run, by endpoint."
+    );
+    metrics::describe_counter!(
+        names::SELF_BENCHMARK_RUNS,
+        "Self-benchmark runs by endpoint and outcome (ok, failed)."
+    );
+}
+
 /// Help texts for `/metrics`, registered once per process.
 fn describe_metrics() {
     static DESCRIBED: std::sync::Once = std::sync::Once::new();
@@ -572,6 +662,7 @@ fn describe_metrics() {
             "L2 backend failures (timeouts, connection errors)."
         );
         describe_pool_metrics();
+        describe_self_benchmark_metrics();
         #[cfg(feature = "prometheus")]
         process_collector().describe();
     });

@@ -17,6 +17,18 @@
 //!   (p50 … p99.9, max), status codes, error kinds, and the same per
 //!   one-second window; JSON with a versioned schema ([`SCHEMA_VERSION`]).
 //!
+//! - Streamed answers (server-sent events): time to first token, time per
+//!   output token, tokens/s, streams that ended properly
+//!   ([`StreamingSummary`]).
+//! - [`Progress`]: live figures of a running benchmark.
+//! - [`run_stress_test`]: users stepped up until p95 or the error rate
+//!   breaks; the last sustainable step and the knee ([`StressReport`]).
+//! - [`run_endurance`]: a long run in windows, the target's memory sampled
+//!   from its `/metrics`, drift flagged ([`EnduranceReport`]).
+//! - [`Threshold`] (`p95<500ms`), [`compare_with_baseline`], [`analyze`]:
+//!   pass/fail for CI, regressions, findings with recommendations.
+//! - [`render_html`]: one self-contained page with SVG charts.
+//!
 //! Why per-user histograms: recording stays lock-free on the hot path; the
 //! histograms are merged when the run ends (and per window as users move
 //! from one second to the next). See `docs/bench.md` for what is measured,
@@ -55,6 +67,7 @@ mod recorder;
 mod report;
 mod run;
 mod schedule;
+mod selfbench;
 mod sse;
 mod streaming;
 mod stress;
@@ -82,6 +95,8 @@ pub use report::{
     BenchmarkReport, ErrorCounts, LoadModel, RunSettings, SCHEMA_VERSION, TargetKind,
 };
 pub use run::{LATE_AFTER, run_benchmark, run_benchmark_with_progress};
+pub use selfbench::{SELF_BENCHMARK_FIRST_ROUND_MAX_DELAY, SELF_BENCHMARK_USERS};
+pub(crate) use selfbench::spawn_self_benchmark;
 pub use streaming::StreamingSummary;
 pub use stress::{
     KNEE_GAIN_FRACTION, STRESS_SCHEMA_VERSION, StopReason, StressPlan, StressReport,

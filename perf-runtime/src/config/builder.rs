@@ -26,6 +26,13 @@ pub(crate) mod expected {
         "a number of workers no larger than MAX_ASYNC_WORKERS (0: always MAX_ASYNC_WORKERS)";
     pub(crate) const MIN_CONNECTIONS: &str =
         "a number of connections no larger than DB_MAX_CONNECTIONS";
+    pub(crate) const RATE: &str = "a positive number of requests per second, e.g. 2";
+    pub(crate) const ENDPOINT: &str = "a comma-separated list of absolute http:// URLs, \
+         e.g. http://127.0.0.1:8000/health,http://127.0.0.1:8000/api/chat";
+    pub(crate) const ENDPOINT_HTTPS: &str = "an http:// URL (the load generator does not speak \
+         https yet), e.g. http://127.0.0.1:8000/health";
+    pub(crate) const ENDPOINTS_NEEDED: &str = "at least one http:// URL to benchmark when \
+         ENABLE_BENCHMARKING is on, e.g. http://127.0.0.1:8000/health";
 }
 
 /// Builds a [`PerfConfig`] in code. Setters take typed values; everything
@@ -50,6 +57,7 @@ pub struct PerfConfigBuilder {
     redis_port: Option<u16>,
     redis_db: Option<u16>,
     database_url: Option<String>,
+    benchmark_endpoints: Vec<String>,
 }
 
 macro_rules! setters {
@@ -95,6 +103,23 @@ impl PerfConfigBuilder {
         self
     }
 
+    /// `BENCHMARK_ENDPOINTS`: the `http://` URLs the self-benchmark loads,
+    /// replacing any given before; checked in `build`.
+    pub fn benchmark_endpoints<I>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.benchmark_endpoints = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds one URL to `BENCHMARK_ENDPOINTS`.
+    pub fn benchmark_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.benchmark_endpoints.push(url.into());
+        self
+    }
+
     setters! {
         /// `DB_MAX_CONNECTIONS`: PostgreSQL pool size (positive).
         db_max_connections: u32;
@@ -137,8 +162,12 @@ impl PerfConfigBuilder {
         cpu_threshold: f64;
         /// `ENABLE_BENCHMARKING`: periodic self-benchmark.
         enable_benchmarking: bool;
-        /// `AUTO_BENCHMARK_INTERVAL`: period of the self-benchmark (at least a second).
+        /// `AUTO_BENCHMARK_INTERVAL`: pause between self-benchmark rounds (at least a second).
         auto_benchmark_interval: Duration;
+        /// `BENCHMARK_RATE`: requests per second of the self-benchmark (finite, above 0).
+        benchmark_rate: f64;
+        /// `BENCHMARK_DURATION`: how long each endpoint is loaded per round (at least a second).
+        benchmark_duration: Duration;
         /// Multi-level caching on or off.
         enable_advanced_caching: bool;
         /// Connections to Redis and PostgreSQL on or off.
@@ -205,6 +234,7 @@ impl PerfConfigBuilder {
         for (variable, value) in [
             ("MONITORING_INTERVAL", config.monitoring_interval),
             ("AUTO_BENCHMARK_INTERVAL", config.auto_benchmark_interval),
+            ("BENCHMARK_DURATION", config.benchmark_duration),
         ] {
             if value < Duration::from_secs(1) {
                 let shown = value.as_secs_f64().to_string();
@@ -254,6 +284,26 @@ impl PerfConfigBuilder {
                     expected::PERCENT,
                 ));
             }
+        }
+        config.benchmark_endpoints = self
+            .benchmark_endpoints
+            .iter()
+            .map(|raw| benchmark_endpoint(raw))
+            .collect::<Result<_, _>>()?;
+        if config.enable_benchmarking && config.benchmark_endpoints.is_empty() {
+            // Switched on with nothing to load: a mistake, not a quiet no-op.
+            return Err(ConfigError::invalid(
+                "BENCHMARK_ENDPOINTS",
+                "",
+                expected::ENDPOINTS_NEEDED,
+            ));
+        }
+        if !(config.benchmark_rate.is_finite() && config.benchmark_rate > 0.0) {
+            return Err(ConfigError::invalid(
+                "BENCHMARK_RATE",
+                &config.benchmark_rate.to_string(),
+                expected::RATE,
+            ));
         }
         if config.health_check_timeout.is_zero() {
             return Err(ConfigError::invalid(
@@ -313,6 +363,29 @@ fn parse_url(
         return Err(ConfigError::invalid(variable, raw, expected));
     }
     Ok(url)
+}
+
+/// One entry of `BENCHMARK_ENDPOINTS`: an absolute `http://` URL with a
+/// host, as the load generator accepts it. The error shows the entry, not
+/// the whole list, with any password masked.
+fn benchmark_endpoint(raw: &str) -> Result<SecretUrl, ConfigError> {
+    let raw = raw.trim();
+    let url: SecretUrl = raw
+        .parse()
+        .map_err(|_| ConfigError::invalid("BENCHMARK_ENDPOINTS", raw, expected::ENDPOINT))?;
+    match url.scheme() {
+        "http" if url.host().is_some_and(|host| !host.is_empty()) => Ok(url),
+        "https" => Err(ConfigError::invalid(
+            "BENCHMARK_ENDPOINTS",
+            raw,
+            expected::ENDPOINT_HTTPS,
+        )),
+        _ => Err(ConfigError::invalid(
+            "BENCHMARK_ENDPOINTS",
+            raw,
+            expected::ENDPOINT,
+        )),
+    }
 }
 
 fn check_buckets(setting: &'static str, buckets: &[f64]) -> Result<(), ConfigError> {

@@ -34,6 +34,9 @@ pub const VARIABLES: &[&str] = &[
     "CPU_THRESHOLD",
     "ENABLE_BENCHMARKING",
     "AUTO_BENCHMARK_INTERVAL",
+    "BENCHMARK_ENDPOINTS",
+    "BENCHMARK_RATE",
+    "BENCHMARK_DURATION",
 ];
 
 pub(super) fn read(
@@ -115,6 +118,21 @@ pub(super) fn read(
     }
     if let Some(period) = env.seconds("AUTO_BENCHMARK_INTERVAL")? {
         builder = builder.auto_benchmark_interval(period);
+    }
+    if let Some(list) = env.text("BENCHMARK_ENDPOINTS") {
+        // Checked by the builder, entry by entry; empty entries (a trailing
+        // comma) are skipped.
+        builder = builder.benchmark_endpoints(
+            list.split(',')
+                .map(str::trim)
+                .filter(|entry| !entry.is_empty()),
+        );
+    }
+    if let Some(rate) = env.number::<f64>("BENCHMARK_RATE", expected::RATE)? {
+        builder = builder.benchmark_rate(rate);
+    }
+    if let Some(period) = env.seconds("BENCHMARK_DURATION")? {
+        builder = builder.benchmark_duration(period);
     }
     Ok(builder)
 }
@@ -224,6 +242,9 @@ mod tests {
         assert_eq!(config.cpu_threshold, 70.0);
         assert!(!config.enable_benchmarking);
         assert_eq!(config.auto_benchmark_interval, Duration::from_secs(3600));
+        assert!(config.benchmark_endpoints.is_empty());
+        assert_eq!(config.benchmark_rate, 2.0);
+        assert_eq!(config.benchmark_duration, Duration::from_secs(10));
     }
 
     #[test]
@@ -251,6 +272,12 @@ mod tests {
             ("CPU_THRESHOLD", "60.0"),
             ("ENABLE_BENCHMARKING", "yes"),
             ("AUTO_BENCHMARK_INTERVAL", "600"),
+            (
+                "BENCHMARK_ENDPOINTS",
+                " http://127.0.0.1:8000/health , http://app:8000/api/chat?key=k,",
+            ),
+            ("BENCHMARK_RATE", "0.5"),
+            ("BENCHMARK_DURATION", "30"),
         ])
         .unwrap();
         assert_eq!(
@@ -282,6 +309,20 @@ mod tests {
         assert_eq!(config.cpu_threshold, 60.0);
         assert!(config.enable_benchmarking);
         assert_eq!(config.auto_benchmark_interval, Duration::from_secs(600));
+        let endpoints: Vec<&str> = config
+            .benchmark_endpoints
+            .iter()
+            .map(|url| url.expose())
+            .collect();
+        assert_eq!(
+            endpoints,
+            [
+                "http://127.0.0.1:8000/health",
+                "http://app:8000/api/chat?key=k"
+            ]
+        );
+        assert_eq!(config.benchmark_rate, 0.5);
+        assert_eq!(config.benchmark_duration, Duration::from_secs(30));
     }
 
     #[test]
@@ -413,6 +454,46 @@ mod tests {
                 "expected a percentage from 0 to 100",
             ),
             ("CPU_THRESHOLD", "-1", "expected a percentage from 0 to 100"),
+            (
+                "BENCHMARK_RATE",
+                "fast",
+                "expected a positive number of requests per second",
+            ),
+            (
+                "BENCHMARK_RATE",
+                "0",
+                "expected a positive number of requests per second",
+            ),
+            (
+                "BENCHMARK_RATE",
+                "inf",
+                "expected a positive number of requests per second",
+            ),
+            (
+                "BENCHMARK_DURATION",
+                "10s",
+                "expected a positive whole number of seconds",
+            ),
+            (
+                "BENCHMARK_DURATION",
+                "0",
+                "expected a positive whole number of seconds",
+            ),
+            (
+                "BENCHMARK_ENDPOINTS",
+                "localhost:8000/health",
+                "expected a comma-separated list of absolute http:// URLs",
+            ),
+            (
+                "BENCHMARK_ENDPOINTS",
+                "ftp://files/x",
+                "expected a comma-separated list of absolute http:// URLs",
+            ),
+            (
+                "BENCHMARK_ENDPOINTS",
+                "https://app/health",
+                "expected an http:// URL (the load generator does not speak https yet)",
+            ),
         ];
         for (variable, value, form) in cases {
             let message = error(variable, value);
@@ -426,6 +507,79 @@ mod tests {
             error("MAX_ASYNC_WORKERS", "ten"),
             "MAX_ASYNC_WORKERS=\"ten\": expected a positive integer"
         );
+    }
+
+    #[test]
+    fn a_bad_benchmark_endpoint_is_named_alone_with_its_password_masked() {
+        let message = from(&[(
+            "BENCHMARK_ENDPOINTS",
+            "http://app.internal:9000/ok, ftp://ops:hunter2@files/x",
+        )])
+        .unwrap_err();
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(
+            !message.contains("app.internal"),
+            "only the bad entry: {message}"
+        );
+        assert!(
+            message.starts_with("BENCHMARK_ENDPOINTS=\"ftp://ops:***@files/x\""),
+            "{message}"
+        );
+        assert!(
+            message
+                .contains("expected a comma-separated list of absolute http:// URLs, e.g. http://")
+        );
+        let message = from(&[("BENCHMARK_ENDPOINTS", "http://u:hunter2@/x")]).unwrap_err();
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(message.starts_with("BENCHMARK_ENDPOINTS="), "{message}");
+    }
+
+    #[test]
+    fn benchmarking_on_needs_endpoints() {
+        let message = from(&[("ENABLE_BENCHMARKING", "true")]).unwrap_err();
+        assert_eq!(
+            message,
+            "BENCHMARK_ENDPOINTS=\"\": expected at least one http:// URL to benchmark when \
+             ENABLE_BENCHMARKING is on, e.g. http://127.0.0.1:8000/health"
+        );
+        // A trailing comma alone is still no endpoint.
+        let message = from(&[
+            ("ENABLE_BENCHMARKING", "true"),
+            ("BENCHMARK_ENDPOINTS", " , "),
+        ])
+        .unwrap_err();
+        assert!(message.starts_with("BENCHMARK_ENDPOINTS=\"\""), "{message}");
+        // Endpoints without ENABLE_BENCHMARKING are kept, and nothing runs.
+        let config = from(&[("BENCHMARK_ENDPOINTS", "http://127.0.0.1:8000/")]).unwrap();
+        assert!(!config.enable_benchmarking);
+        assert_eq!(config.benchmark_endpoints.len(), 1);
+    }
+
+    #[test]
+    fn benchmark_settings_in_code_are_checked_like_the_environment() {
+        let error = PerfConfig::builder()
+            .benchmark_rate(f64::NAN)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "BENCHMARK_RATE=\"NaN\": expected a positive number of requests per second, e.g. 2"
+        );
+        let error = PerfConfig::builder()
+            .benchmark_duration(Duration::from_millis(500))
+            .build()
+            .unwrap_err();
+        assert!(
+            error.to_string().starts_with("BENCHMARK_DURATION=\"0.5\""),
+            "{error}"
+        );
+        let config = PerfConfig::builder()
+            .enable_benchmarking(true)
+            .benchmark_endpoint("http://127.0.0.1:1/a")
+            .benchmark_endpoint("http://127.0.0.1:2/b")
+            .build()
+            .unwrap();
+        assert_eq!(config.benchmark_endpoints.len(), 2);
     }
 
     #[test]
@@ -491,6 +645,8 @@ mod tests {
         assert_eq!(json["auto_benchmark_interval_seconds"], 3600.0);
         assert_eq!(json["response_time_threshold_ms"], 250.0);
         assert_eq!(json["health_check_timeout_seconds"], 2.0);
+        assert_eq!(json["benchmark_duration_seconds"], 10.0);
+        assert_eq!(json["benchmark_rate_per_second"], 2.0);
     }
 
     #[test]
@@ -498,17 +654,20 @@ mod tests {
         let config = from(&[
             ("REDIS_URL", "redis://:hunter2@cache:6379/0"),
             ("DATABASE_URL", "postgres://app:hunter3@db/app"),
+            (
+                "BENCHMARK_ENDPOINTS",
+                "http://bench:hunter4@app:8000/health",
+            ),
         ])
         .unwrap();
         let debug = format!("{config:?}");
-        assert!(
-            !debug.contains("hunter2") && !debug.contains("hunter3"),
-            "{debug}"
-        );
+        for secret in ["hunter2", "hunter3", "hunter4"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
         let json = serde_json::to_string(&config).unwrap();
-        assert!(
-            !json.contains("hunter2") && !json.contains("hunter3"),
-            "{json}"
-        );
+        for secret in ["hunter2", "hunter3", "hunter4"] {
+            assert!(!json.contains(secret), "{json}");
+        }
+        assert!(json.contains("http://bench:***@app:8000/health"), "{json}");
     }
 }

@@ -27,8 +27,11 @@
 //! | `ERROR_RATE_THRESHOLD` | `1.0` | percent of calls |
 //! | `MEMORY_THRESHOLD` | `80.0` | percent of memory |
 //! | `CPU_THRESHOLD` | `70.0` | percent of CPU |
-//! | `ENABLE_BENCHMARKING` | `false` | periodic self-benchmark |
-//! | `AUTO_BENCHMARK_INTERVAL` | `3600` | seconds between self-benchmarks |
+//! | `ENABLE_BENCHMARKING` | `false` | periodic self-benchmark of `BENCHMARK_ENDPOINTS` (needs the `bench` feature) |
+//! | `AUTO_BENCHMARK_INTERVAL` | `3600` | seconds from the end of one self-benchmark round to the start of the next; the first round starts this long after start-up, at most 30 s |
+//! | `BENCHMARK_ENDPOINTS` | unset | comma-separated `http://` URLs benchmarked one after another in each round; required when `ENABLE_BENCHMARKING` is on |
+//! | `BENCHMARK_RATE` | `2` | requests per second of the self-benchmark (constant rate, at most 2 in flight) |
+//! | `BENCHMARK_DURATION` | `10` | seconds each endpoint is benchmarked per round |
 //!
 //! Booleans accept `true`/`false`, `1`/`0`, `yes`/`no` and `on`/`off`. A bad
 //! value is a [`ConfigError`] naming the variable, the value and the expected
@@ -126,9 +129,19 @@ pub struct PerfConfig {
     pub cpu_threshold: f64,
     /// `ENABLE_BENCHMARKING`: periodic self-benchmark.
     pub enable_benchmarking: bool,
-    /// `AUTO_BENCHMARK_INTERVAL`: period of the self-benchmark.
+    /// `AUTO_BENCHMARK_INTERVAL`: the pause from the end of one
+    /// self-benchmark round to the start of the next.
     #[serde(rename = "auto_benchmark_interval_seconds", serialize_with = "seconds")]
     pub auto_benchmark_interval: Duration,
+    /// `BENCHMARK_ENDPOINTS`: the `http://` URLs the self-benchmark loads,
+    /// one after another; reports show them with `***` for a password.
+    pub benchmark_endpoints: Vec<SecretUrl>,
+    /// `BENCHMARK_RATE`: requests per second of the self-benchmark.
+    #[serde(rename = "benchmark_rate_per_second")]
+    pub benchmark_rate: f64,
+    /// `BENCHMARK_DURATION`: how long each endpoint is loaded per round.
+    #[serde(rename = "benchmark_duration_seconds", serialize_with = "seconds")]
+    pub benchmark_duration: Duration,
     /// Multi-level caching (the seed's `enable_advanced_caching`).
     pub enable_advanced_caching: bool,
     /// Connections to Redis and PostgreSQL (the seed's `enable_connection_pooling`);
@@ -172,6 +185,9 @@ impl Default for PerfConfig {
             cpu_threshold: 70.0,
             enable_benchmarking: false,
             auto_benchmark_interval: Duration::from_secs(3600),
+            benchmark_endpoints: Vec::new(),
+            benchmark_rate: 2.0,
+            benchmark_duration: Duration::from_secs(10),
             enable_advanced_caching: true,
             enable_connection_pooling: true,
             enable_monitoring: true,

@@ -13,5 +13,6 @@ pub use health::{ComponentHealth, HealthCheck, HealthReport, HealthStatus};
 #[cfg(feature = "prometheus")]
 pub(crate) use report::metrics_from_exposition;
 pub use report::{
-    ComponentStatus, FunctionMetrics, LatencySummary, MetricsReport, ProcessMetrics, StatusReport,
+    ComponentStatus, FunctionMetrics, LatencySummary, MetricsReport, ProcessMetrics,
+    SelfBenchmarkOutcome, SelfBenchmarkResult, StatusReport,
 };

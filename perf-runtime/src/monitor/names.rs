@@ -106,3 +106,17 @@ pub const JOBS_WORKERS_LIMIT: &str = "perf_jobs_workers_limit";
 /// Counter: runs of recurring jobs, by schedule and outcome (`enqueued`,
 /// `taken` when another process stored the run first, `failed`).
 pub const JOBS_RECURRING: &str = "perf_jobs_recurring_total";
+/// Gauge: latency of the last self-benchmark run (`ENABLE_BENCHMARKING`),
+/// in seconds, by `endpoint` and `percentile` (`p50`, `p95`, `p99`; not
+/// `quantile`, which Prometheus keeps for summaries); NaN when the last run
+/// got no answer.
+pub const SELF_BENCHMARK_LATENCY: &str = "perf_self_benchmark_latency_seconds";
+/// Gauge: failed requests over requests sent in the last self-benchmark
+/// run, by `endpoint`; 1 when the run could not start.
+pub const SELF_BENCHMARK_ERROR_RATIO: &str = "perf_self_benchmark_error_ratio";
+/// Gauge: requests per second sent in the last self-benchmark run, by
+/// `endpoint`; 0 when it could not start.
+pub const SELF_BENCHMARK_REQUESTS_PER_SECOND: &str = "perf_self_benchmark_requests_per_second";
+/// Counter: self-benchmark runs by `endpoint` and `outcome` (`ok`: the run
+/// went through; `failed`: it could not start, e.g. connection refused).
+pub const SELF_BENCHMARK_RUNS: &str = "perf_self_benchmark_runs_total";

@@ -24,6 +24,68 @@ pub struct StatusReport {
     pub config: crate::config::PerfConfig,
     /// The health checks, run now.
     pub health: HealthReport,
+    /// The last self-benchmark of each `BENCHMARK_ENDPOINTS` entry, in the
+    /// configured order (`ENABLE_BENCHMARKING`); empty until a round ran.
+    pub self_benchmark: Vec<SelfBenchmarkResult>,
+}
+
+/// How a self-benchmark run ended; also the `outcome` label of
+/// `perf_self_benchmark_runs_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SelfBenchmarkOutcome {
+    /// The run went through; its requests may still have failed (see
+    /// `error_rate`).
+    Ok,
+    /// The run could not start or was cut short (`error` says why), e.g.
+    /// the connection was refused.
+    Failed,
+}
+
+impl SelfBenchmarkOutcome {
+    /// `ok` or `failed`, as in metrics and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SelfBenchmarkOutcome::Ok => "ok",
+            SelfBenchmarkOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// The last self-benchmark of one endpoint (`ENABLE_BENCHMARKING`): a
+/// constant-rate run of `BENCHMARK_RATE` requests per second for
+/// `BENCHMARK_DURATION`, latency counted from when each request was due.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct SelfBenchmarkResult {
+    /// `scheme://host:port/path`: no credentials, no query string (it may
+    /// hold an API key); the `endpoint` label of the metrics.
+    pub endpoint: String,
+    /// When the run started, RFC 3339 in UTC.
+    pub started_at: String,
+    /// Whether the run went through.
+    pub outcome: SelfBenchmarkOutcome,
+    /// Requests sent in the measured period, failed ones included.
+    pub requests: u64,
+    /// Of those, the ones answered with a status below 400.
+    pub successes: u64,
+    /// Failed requests over requests sent; 1 for a run that could not
+    /// start (nothing reached the endpoint).
+    pub error_rate: f64,
+    /// Median latency in milliseconds; `None` without an answer.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile latency in milliseconds.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile latency in milliseconds.
+    pub p99_ms: Option<f64>,
+    /// Requests sent per second of the measured period.
+    pub requests_per_second: f64,
+    /// Requests due on the schedule that were never sent, because both
+    /// connections were still waiting for answers when the period ended.
+    pub dropped: u64,
+    /// Why the run failed; `None` when it went through.
+    pub error: Option<String>,
 }
 
 /// One part of the runtime and its state.
