@@ -4,6 +4,8 @@
 //! Plain hyper `conn` API, so each user owns exactly one connection and no
 //! pool sits between the measurement and the wire.
 
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -71,34 +73,77 @@ impl Target {
     }
 
     /// Opens a connection: TCP (no Nagle delay) and the HTTP/1 handshake.
-    pub(crate) async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, BoxError> {
+    pub(crate) async fn connect(&self) -> Result<Link, BoxError> {
         let stream = TcpStream::connect(&self.address).await?;
         stream.set_nodelay(true)?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            // Ends when the sender is dropped or the server closes; a
-            // failure shows on the request that was using it.
-            let _ = connection.await;
-        });
-        Ok(sender)
+        Ok(Link {
+            sender,
+            driver: Some(Box::pin(connection)),
+        })
+    }
+}
+
+/// hyper's side of a connection: reads and writes the socket when polled.
+type Driver = Pin<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>;
+
+/// An open connection: the handle requests are sent through, and the
+/// connection itself, polled by the user's task while it waits for an
+/// answer instead of by a task of its own. One task per user instead of
+/// two saves a cross-task wake-up per request (measured against wrk: see
+/// docs/PERFORMANCE.md).
+pub(crate) struct Link {
+    sender: SendRequest<Full<Bytes>>,
+    /// `None` once the connection has ended (closed or failed).
+    driver: Option<Driver>,
+}
+
+impl Link {
+    /// Whether a request can still go out on it.
+    fn is_open(&self) -> bool {
+        self.driver.is_some() && !self.sender.is_closed()
+    }
+
+    /// Runs `work` (which uses `sender`) while driving the connection.
+    async fn drive<F: Future>(driver: &mut Option<Driver>, work: F) -> F::Output {
+        let mut work = pin!(work);
+        poll_fn(|cx| {
+            // The connection first, so that `work` sees what it read.
+            if let Some(connection) = driver.as_mut()
+                && connection.as_mut().poll(cx).is_ready()
+            {
+                // Ended: dropping it fails whatever `work` still waits
+                // for, so `work` completes (with an error) right below.
+                *driver = None;
+            }
+            work.as_mut().poll(cx)
+        })
+        .await
+    }
+
+    /// Waits until the connection takes a request; `false` if it was
+    /// closed meanwhile (the server's keep-alive timeout).
+    async fn ready(&mut self) -> bool {
+        let Link { sender, driver } = self;
+        Link::drive(driver, sender.ready()).await.is_ok()
     }
 }
 
 /// One user's connection.
 pub(crate) struct Connection {
-    sender: Option<SendRequest<Full<Bytes>>>,
+    link: Option<Link>,
 }
 
 impl Connection {
     pub(crate) fn new() -> Connection {
-        Connection { sender: None }
+        Connection { link: None }
     }
 
     /// Connects ahead of the first request, so that the connect is not
     /// measured; a failure is left for the first request to meet and count.
     pub(crate) async fn open(&mut self, target: &Target) {
-        if let Ok(Ok(sender)) = tokio::time::timeout(target.timeout, target.connect()).await {
-            self.sender = Some(sender);
+        if let Ok(Ok(link)) = tokio::time::timeout(target.timeout, target.connect()).await {
+            self.link = Some(link);
         }
     }
 
@@ -111,72 +156,83 @@ impl Connection {
             Ok(outcome) => outcome,
             Err(_elapsed) => {
                 // The answer may still come on this connection: never reuse it.
-                self.sender = None;
+                self.link = None;
                 Outcome::Failed(ErrorKind::Timeout)
             }
         }
     }
 
     async fn exchange(&mut self, target: &Target, origin: Instant) -> Outcome {
-        let sender = match self.sender.take() {
-            Some(sender) if !sender.is_closed() => sender,
+        let mut link = match self.link.take() {
+            Some(link) if link.is_open() => link,
             _ => match target.connect().await {
-                Ok(sender) => sender,
+                Ok(link) => link,
                 Err(_) => return Outcome::Failed(ErrorKind::Connect),
             },
         };
-        let mut sender = match ready(sender).await {
-            Some(sender) => sender,
+        if !link.ready().await {
             // Closed by the server while idle (keep-alive timeout): not an
             // error of this request, connect again.
-            None => match target.connect().await {
-                Ok(fresh) => match ready(fresh).await {
-                    Some(sender) => sender,
-                    None => return Outcome::Failed(ErrorKind::Connect),
-                },
+            link = match target.connect().await {
+                Ok(fresh) => fresh,
                 Err(_) => return Outcome::Failed(ErrorKind::Connect),
-            },
-        };
-        let response = match sender.send_request(target.request()).await {
-            Ok(response) => response,
-            Err(_) => return Outcome::Failed(ErrorKind::Other),
-        };
-        let status = response.status().as_u16();
-        let streamed = is_event_stream(response.headers());
-        let mut body = response.into_body();
-        if streamed {
-            let mut scanner = SseScanner::new();
-            let mut cut = false;
-            while let Some(frame) = body.frame().await {
-                match frame {
-                    Ok(frame) => {
-                        if let Some(data) = frame.data_ref() {
-                            scanner.feed(data, origin.elapsed());
-                        }
-                    }
-                    Err(_) => {
-                        cut = true;
-                        break;
+            };
+            if !link.ready().await {
+                return Outcome::Failed(ErrorKind::Connect);
+            }
+        }
+        let Link { sender, driver } = &mut link;
+        let (outcome, reusable) = Link::drive(driver, answer(sender, target, origin)).await;
+        if reusable {
+            self.link = Some(link);
+        }
+        outcome
+    }
+}
+
+/// Sends the request and reads the answer to its end; whether the
+/// connection can carry the next request.
+async fn answer(
+    sender: &mut SendRequest<Full<Bytes>>,
+    target: &Target,
+    origin: Instant,
+) -> (Outcome, bool) {
+    let response = match sender.send_request(target.request()).await {
+        Ok(response) => response,
+        Err(_) => return (Outcome::Failed(ErrorKind::Other), false),
+    };
+    let status = response.status().as_u16();
+    let streamed = is_event_stream(response.headers());
+    let mut body = response.into_body();
+    if streamed {
+        let mut scanner = SseScanner::new();
+        let mut cut = false;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => {
+                    if let Some(data) = frame.data_ref() {
+                        scanner.feed(data, origin.elapsed());
                     }
                 }
-            }
-            if !cut {
-                self.sender = Some(sender);
-            }
-            return Outcome::Stream {
-                status,
-                stats: scanner.finish(),
-                cut,
-            };
-        }
-        while let Some(frame) = body.frame().await {
-            if frame.is_err() {
-                return Outcome::Failed(ErrorKind::Other);
+                Err(_) => {
+                    cut = true;
+                    break;
+                }
             }
         }
-        self.sender = Some(sender);
-        Outcome::Response(status)
+        let outcome = Outcome::Stream {
+            status,
+            stats: scanner.finish(),
+            cut,
+        };
+        return (outcome, !cut);
     }
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            return (Outcome::Failed(ErrorKind::Other), false);
+        }
+    }
+    (Outcome::Response(status), true)
 }
 
 /// `content-type: text/event-stream` (parameters allowed).
@@ -186,8 +242,4 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(';').next())
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"))
-}
-
-async fn ready(mut sender: SendRequest<Full<Bytes>>) -> Option<SendRequest<Full<Bytes>>> {
-    sender.ready().await.ok().map(|()| sender)
 }

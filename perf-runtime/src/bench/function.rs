@@ -127,5 +127,5 @@ where
         wall_time: start.elapsed(),
         scheduled: None,
     };
-    Ok(assembly.report(totals, windows.reports()))
+    Ok(assembly.report(totals, &windows))
 }

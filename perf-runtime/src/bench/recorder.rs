@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::histogram::{Latencies, merge, new_latencies, record};
 use super::progress::Progress;
 use super::report::ErrorCounts;
 use super::sse::StreamStats;
@@ -58,9 +57,11 @@ impl Period {
     }
 }
 
-/// The figures of one user, then of all users merged.
+/// The counts of one user, then of all users merged. Latencies are not
+/// here: each request's is recorded once, in its window's histogram, and
+/// the run's histogram is the windows' merged (one record per request, one
+/// histogram per user).
 pub(crate) struct Totals {
-    pub(crate) latencies: Latencies,
     pub(crate) requests: u64,
     pub(crate) successes: u64,
     pub(crate) warmup: u64,
@@ -74,7 +75,6 @@ pub(crate) struct Totals {
 impl Totals {
     pub(crate) fn new() -> Totals {
         Totals {
-            latencies: new_latencies(),
             requests: 0,
             successes: 0,
             warmup: 0,
@@ -87,7 +87,6 @@ impl Totals {
 
     /// Adds another user's figures.
     pub(crate) fn merge(&mut self, other: &Totals) {
-        merge(&mut self.latencies, &other.latencies);
         self.requests += other.requests;
         self.successes += other.successes;
         self.warmup += other.warmup;
@@ -181,9 +180,6 @@ impl Recorder {
         };
         totals.successes += u64::from(!failed);
         self.progress.count(failed);
-        if answered {
-            record(&mut totals.latencies, latency);
-        }
         let index = self.windows.index_of(since_start);
         self.current
             .record(&self.windows, index, answered.then_some(latency), failed);
@@ -234,7 +230,7 @@ mod tests {
             }
         );
         // Only answered requests have a latency.
-        assert_eq!(totals.latencies.len(), 3);
+        assert_eq!(windows.merged().len(), 3);
         let reports = windows.reports();
         assert_eq!(reports[0].requests, 2);
         assert_eq!(reports[1].requests, 3);

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::histogram::{LatencyBucket, LatencySummary, distribution};
 use super::recorder::Totals;
 use super::streaming::StreamingSummary;
-use super::window::{WindowReport, millis};
+use super::window::{WindowReport, WindowTable, millis};
 
 /// The version of the JSON schema of [`BenchmarkReport`]. Fields may be
 /// added within a version; renaming or removing one bumps it.
@@ -193,7 +193,8 @@ pub(crate) struct Assembly {
 }
 
 impl Assembly {
-    pub(crate) fn report(self, totals: Totals, windows: Vec<WindowReport>) -> BenchmarkReport {
+    pub(crate) fn report(self, totals: Totals, windows: &WindowTable) -> BenchmarkReport {
+        let latencies = windows.merged();
         BenchmarkReport {
             schema_version: SCHEMA_VERSION,
             name: self.name,
@@ -211,14 +212,14 @@ impl Assembly {
                 .map_or(0, |due| due.saturating_sub(totals.requests)),
             late: totals.late,
             requests_per_second: totals.requests as f64 / self.measured.as_secs_f64(),
-            latency: LatencySummary::of(&totals.latencies),
-            latency_distribution: distribution(&totals.latencies),
+            latency: LatencySummary::of(&latencies),
+            latency_distribution: distribution(&latencies),
             status_codes: totals.status_codes,
             errors: totals.errors,
             streaming: totals
                 .streaming
                 .map(|streams| streams.summary(self.measured.as_secs_f64())),
-            windows,
+            windows: windows.reports(),
         }
     }
 }

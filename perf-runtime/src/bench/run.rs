@@ -143,7 +143,7 @@ pub async fn run_benchmark_with_progress(
         wall_time: start.elapsed(),
         scheduled: schedule.map(|s| s.due_between(period.warmup, period.end())),
     };
-    Ok(assembly.report(totals, windows.reports()))
+    Ok(assembly.report(totals, &windows))
 }
 
 /// When user `index` of `count` joins: evenly over the ramp-up, the first

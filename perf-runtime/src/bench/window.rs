@@ -87,6 +87,18 @@ impl WindowTable {
         }
     }
 
+    /// Every window's latencies in one histogram: the run's.
+    pub(crate) fn merged(&self) -> Latencies {
+        let mut all = new_latencies();
+        for slot in &self.slots {
+            let slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(latencies) = &slot.latencies {
+                merge(&mut all, latencies);
+            }
+        }
+        all
+    }
+
     /// The report of each window, in order.
     pub(crate) fn reports(&self) -> Vec<WindowReport> {
         (0..self.slots.len())

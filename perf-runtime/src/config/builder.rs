@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::secret::shown_value;
 use super::{ConfigError, PerfConfig, SecretUrl};
 
 /// Expected forms, shared by the environment reader and the builder so both
@@ -48,7 +49,7 @@ pub(crate) mod expected {
 /// let err = PerfConfig::builder().redis_url("http://cache:6379").build().unwrap_err();
 /// assert!(err.to_string().starts_with("REDIS_URL=\"http://cache:6379\": expected a redis://"));
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 #[must_use]
 pub struct PerfConfigBuilder {
     config: PerfConfig,
@@ -58,6 +59,31 @@ pub struct PerfConfigBuilder {
     redis_db: Option<u16>,
     database_url: Option<String>,
     benchmark_endpoints: Vec<String>,
+}
+
+impl std::fmt::Debug for PerfConfigBuilder {
+    /// The raw URLs are kept unchecked until `build`: each is shown as an
+    /// error would show it, with its password masked (or hidden whole when
+    /// it does not parse), so a debug log of a builder leaks nothing.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |raw: &Option<String>| raw.as_deref().map(shown_value);
+        f.debug_struct("PerfConfigBuilder")
+            .field("config", &self.config)
+            .field("redis_url", &shown(&self.redis_url))
+            .field("redis_host", &self.redis_host)
+            .field("redis_port", &self.redis_port)
+            .field("redis_db", &self.redis_db)
+            .field("database_url", &shown(&self.database_url))
+            .field(
+                "benchmark_endpoints",
+                &self
+                    .benchmark_endpoints
+                    .iter()
+                    .map(|raw| shown_value(raw))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 macro_rules! setters {
@@ -399,4 +425,22 @@ fn check_buckets(setting: &'static str, buckets: &[f64]) -> Result<(), ConfigErr
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_debug_print_of_the_builder_masks_every_password() {
+        let builder = PerfConfig::builder()
+            .redis_url("redis://app:redis-secret@cache:6379/0")
+            .database_url("postgres://app:pg-secret@db/chat")
+            .benchmark_endpoint("http://ops:bench-secret@127.0.0.1:8000/health");
+        let shown = format!("{builder:?}");
+        for secret in ["redis-secret", "pg-secret", "bench-secret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("redis://app:***@cache:6379/0"), "{shown}");
+    }
 }
