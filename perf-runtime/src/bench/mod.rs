@@ -74,6 +74,7 @@ mod stress;
 mod target_metrics;
 mod threshold;
 mod window;
+mod wire;
 
 pub use analysis::{AnalysisInput, Finding, Severity, analyze};
 pub use baseline::{BaselineComparison, MetricChange, compare_with_baseline};
