@@ -232,6 +232,14 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
                 }
             }
         };
+        // A leader that stored its value and ended between this caller's
+        // L1 lookup and its joining left no flight to follow: its value is
+        // in L1 by now, and running the body again would be a second origin
+        // call for one key (seen under load: 2,726 body runs for 2,720 keys).
+        if let Some(value) = self.l1.as_ref().and_then(|l1| l1.fresh(&key)) {
+            leader.publish(value.clone());
+            return M::join(value);
+        }
 
         // Once Redis failed this call, the write-back skips it too: a call
         // waits on a sick Redis for one timeout at most.
