@@ -96,8 +96,8 @@ pub use report::{
     BenchmarkReport, ErrorCounts, LoadModel, RunSettings, SCHEMA_VERSION, TargetKind,
 };
 pub use run::{LATE_AFTER, run_benchmark, run_benchmark_with_progress};
-pub use selfbench::{SELF_BENCHMARK_FIRST_ROUND_MAX_DELAY, SELF_BENCHMARK_USERS};
 pub(crate) use selfbench::spawn_self_benchmark;
+pub use selfbench::{SELF_BENCHMARK_FIRST_ROUND_MAX_DELAY, SELF_BENCHMARK_USERS};
 pub use streaming::StreamingSummary;
 pub use stress::{
     KNEE_GAIN_FRACTION, STRESS_SCHEMA_VERSION, StopReason, StressPlan, StressReport,
