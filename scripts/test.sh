@@ -49,7 +49,7 @@ if [ "$quick" -eq 0 ]; then
     step "cargo fmt" cargo fmt --all -- --check
     step "cargo clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings
     # Each optional backend must build alone (its cfg guards, its errors).
-    for features in "" "macros" "prometheus" "axum" "redis" "postgres" "http" "bench"; do
+    for features in "" "macros" "prometheus" "axum" "redis" "postgres" "http" "bench" "ai"; do
         step "cargo check perf-runtime --features '$features'" \
             cargo check -q -p perf-runtime --no-default-features --features "$features"
     done

@@ -50,9 +50,13 @@
 //! | `redis` | no | Redis through `fred` (REDIS_URL / REDIS_HOST): the L2 cache tier, the invalidation bus, a health check |
 //! | `postgres` | no | PostgreSQL through `sqlx` (DATABASE_URL, `DB_*`): the pool and its metrics, `db` (PgBouncer-safe queries, the query-result cache), health check |
 //! | `http` | no | [`http`]: the outbound HTTP client (hyper, rustls with ring): pool, timeouts, retries with a budget, rate limit and circuit breaker per host; the [`limit`] server layer |
+//! | `ai` | no | `ai`: the semantic cache (the `Embedder` trait, the local embedder, a vector index per scope with HNSW through `hnsw_rs`, the false-hit guard) and the OpenAI-compatible provider client; implies `http` |
 //! | `bench` | no | `bench`: load tests of HTTP endpoints (hyper, a keep-alive connection per virtual user) and of async functions; HDR histograms (`hdrhistogram`); JSON reports |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "ai")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ai")))]
+pub mod ai;
 #[cfg(feature = "bench")]
 #[cfg_attr(docsrs, doc(cfg(feature = "bench")))]
 pub mod bench;

@@ -7,6 +7,7 @@ pub mod fault_proxy;
 pub mod http_server;
 pub mod job_contract;
 pub mod job_stores;
+pub mod openai_server;
 pub mod pg_pool;
 pub mod pg_server;
 pub mod redis_server;
