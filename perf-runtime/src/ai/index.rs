@@ -40,10 +40,16 @@ use super::guard::{self, Mismatch};
 /// for [`LocalEmbedder`](super::LocalEmbedder).
 ///
 /// Chosen precision-first on the labelled prompt pairs kept in the tests
-/// (`tests/data/prompt_pairs.tsv`): the lowest threshold at which the
-/// false-hit rate (non-paraphrases served from the cache), with the
-/// [`guard`] applied, stays at or below 1%. Other embedders spread
-/// similarities differently: measure before reusing it for them.
+/// (`tests/data/prompt_pairs.tsv`, 317 pairs). With the [`guard`], 0.85
+/// serves none of the 183 pairs that are not paraphrases and 112 of the 134
+/// that are (precision 1.00, recall 0.84). The guard alone keeps the set
+/// clean down to 0.70, but the threshold is the margin for what its
+/// heuristics miss: at 0.85 the embedder already turns away 85% of the
+/// non-paraphrases, at 0.80 only 66%, for 2 points more recall. Above 0.85
+/// recall falls fast (0.70 at 0.90, 0.60 at 0.92) for no gain in precision.
+/// Other embedders spread similarities differently: measure before reusing
+/// it for them. A runtime setting may raise it, never lower it (the
+/// caller enforces that: `lookup` uses the threshold it is given).
 pub const DEFAULT_SIMILARITY: f32 = 0.85;
 
 /// The partition an entry lives in: everything that changes the answer
