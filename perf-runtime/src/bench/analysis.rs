@@ -203,13 +203,7 @@ fn seed_targets(report: &BenchmarkReport) -> Vec<Finding> {
         } else {
             format!("{name}: no request got an answer")
         };
-        let recommendation = if met {
-            keep_it()
-        } else if answered {
-            latency_advice(name).to_owned()
-        } else {
-            NO_ANSWERS.to_owned()
-        };
+        let recommendation = advice(met, answered, latency_advice(name));
         findings.push(target(
             code,
             &format!("{name} under {limit_ms}ms"),
@@ -250,13 +244,7 @@ fn seed_targets(report: &BenchmarkReport) -> Vec<Finding> {
         } else {
             "no request was sent".to_owned()
         },
-        if met {
-            keep_it()
-        } else if sent {
-            FAILING.to_owned()
-        } else {
-            NO_ANSWERS.to_owned()
-        },
+        advice(met, sent, FAILING),
     ));
 
     let success_percent = if sent {
@@ -279,15 +267,21 @@ fn seed_targets(report: &BenchmarkReport) -> Vec<Finding> {
         } else {
             "no request was sent".to_owned()
         },
-        if met {
-            keep_it()
-        } else if sent {
-            FAILING.to_owned()
-        } else {
-            NO_ANSWERS.to_owned()
-        },
+        advice(met, sent, FAILING),
     ));
     findings
+}
+
+/// A seed target's recommendation: keep it when met, `missed` when the
+/// run measured it and missed, and say nothing was measured otherwise.
+fn advice(met: bool, measured: bool, missed: &str) -> String {
+    if met {
+        keep_it()
+    } else if measured {
+        missed.to_owned()
+    } else {
+        NO_ANSWERS.to_owned()
+    }
 }
 
 fn keep_it() -> String {
