@@ -2,3 +2,4 @@
 //! the library so the integration tests can drive the same router in process.
 
 pub mod chat;
+pub mod simulator;

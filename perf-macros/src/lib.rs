@@ -9,6 +9,9 @@
 //! validation and code generation live there, shared helpers in `args` and
 //! `item`.
 
+mod ai;
+mod ai_emit;
+mod ai_valid;
 mod args;
 mod endpoint;
 mod item;
@@ -39,4 +42,12 @@ pub fn fast_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn async_job(args: TokenStream, item: TokenStream) -> TokenStream {
     job::expand(args.into(), item.into()).into()
+}
+
+/// Caches a model's answers by prompt: exact and semantic hits, the
+/// provider's rate and concurrency limits and a timeout around the body.
+/// See the attribute's re-export in `perf_runtime` for its arguments.
+#[proc_macro_attribute]
+pub fn ai_optimized(args: TokenStream, item: TokenStream) -> TokenStream {
+    ai::expand(args.into(), item.into()).into()
 }

@@ -30,3 +30,13 @@ pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
 
 /// What `#[async_job]` expands to.
 pub use crate::jobs::__private as jobs;
+
+/// What `#[ai_optimized]` expands to.
+#[cfg(feature = "ai")]
+pub mod ai {
+    pub use crate::ai::{
+        AiError, AiRequest, AiSiteCell, AiSpec, ChatResponse, ChatStream, FromAiError, Semantic,
+        limit_error,
+    };
+    pub use crate::cache::mode::{Mode, PlainMode, ResultMode};
+}

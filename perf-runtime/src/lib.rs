@@ -103,8 +103,15 @@ pub use perf_macros::fast_endpoint;
 #[doc = include_str!("../docs/async_job.md")]
 pub use perf_macros::async_job;
 
+#[cfg(all(feature = "macros", feature = "ai"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "ai")))]
+#[doc = include_str!("../docs/ai_optimized.md")]
+pub use perf_macros::ai_optimized;
+
 /// What an annotated service needs in scope: `use perf_runtime::prelude::*;`.
 pub mod prelude {
+    #[cfg(all(feature = "macros", feature = "ai"))]
+    pub use crate::ai_optimized;
     pub use crate::{Perf, PerfConfig, global, init, shutdown};
     #[cfg(feature = "macros")]
     pub use crate::{async_job, fast_endpoint, profile};

@@ -9,9 +9,11 @@
 //! than that is charged the difference afterwards.
 //!
 //! Several instances of a service share one provider account, so their
-//! budgets must be shared too. The trait is the seam for that: a Redis
-//! implementation (an atomic script over the same two buckets per key) is
-//! a later step; it plugs in through
+//! budgets must be shared too. The trait is the seam for that:
+//! `RedisBudgets` (feature `redis`) keeps the same two buckets per key in
+//! Redis, updated by one atomic script per call on Redis's clock, and
+//! decides in process through a `LocalBudgets` while Redis is down; it
+//! plugs in through
 //! [`Provider::with_limiter`](super::Provider::with_limiter) without touching
 //! the client.
 
@@ -75,8 +77,8 @@ pub enum OverBudget {
 }
 
 /// Takes calls out of per-minute budgets. Implementations must be cheap to
-/// call concurrently; an implementation shared across instances (Redis)
-/// can come later behind the same methods.
+/// call concurrently: [`LocalBudgets`] in process, `RedisBudgets` (feature
+/// `redis`) shared across instances.
 #[async_trait::async_trait]
 pub trait BudgetLimiter: Send + Sync + fmt::Debug + 'static {
     /// Takes one request and `tokens` tokens from `key`'s `budget` and

@@ -74,6 +74,17 @@ pub enum AiError {
         /// What was given (never a secret: callers mask keys before building this).
         found: String,
     },
+    /// A conversation session would grow past what it may hold encoded.
+    #[error(
+        "the session would hold {size} bytes encoded, over the {limit}-byte limit; \
+         lower max_messages or start a new session"
+    )]
+    SessionTooLarge {
+        /// Its encoded size (an upper bound).
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// An environment variable of the provider configuration is missing or
     /// has a value that cannot work (the names are built from provider
     /// names, hence a `String`).

@@ -576,6 +576,17 @@ impl SemanticIndex {
         gone.len()
     }
 
+    /// The prompt entry `id` of `key`'s partition was stored with, while it
+    /// lives: what a semantic hit turns back into the exact key of its
+    /// answer.
+    pub fn prompt_of(&self, key: &PartitionKey, id: u64) -> Option<Arc<str>> {
+        let partition = self.partition(key)?;
+        let p = read(&partition);
+        let seq = p.seqs.get(&id)?;
+        let entry = p.entries.get(seq)?;
+        (entry.expires_at > Instant::now()).then(|| Arc::clone(&entry.prompt))
+    }
+
     /// Live entries in `key`'s partition (expired ones not yet purged included).
     pub fn partition_len(&self, key: &PartitionKey) -> usize {
         self.partition(key).map_or(0, |p| read(&p).entries.len())

@@ -35,19 +35,37 @@ pub use local::LocalEmbedder;
 // The provider client (chat completions, streaming, embeddings, budgets,
 // fallbacks): see `provider.rs`.
 mod budget;
+#[cfg(feature = "redis")]
+mod budget_redis;
 mod chat;
 mod fallback;
 mod openai;
 mod provider;
 mod provider_config;
+pub mod session;
 mod sse;
 
 pub use budget::{Budget, BudgetKey, BudgetLimiter, LocalBudgets, OverBudget};
+#[cfg(feature = "redis")]
+pub use budget_redis::RedisBudgets;
 pub use chat::{ChatChunk, ChatMessage, ChatRequest, ChatResponse, Role, Usage};
 pub use fallback::FallbackChain;
 pub use openai::OpenAiEmbedder;
 pub use provider::{ChatStream, Provider};
+mod price;
+pub use price::{PERF_AI_PRICES, Price, PriceTable};
+
+// `#[ai_optimized]`: the answer cache (exact and semantic tiers, limits,
+// streaming replay, savings, invalidation, warming): see `answer/mod.rs`.
+mod answer;
+pub use answer::{
+    AiAnswer, AiPrompt, AiRequest, AiSite, AiSiteCell, AiSpec, AiTarget, Canonical, FromAiError,
+    HitKind, PERF_AI_SIMILARITY, Semantic, default_ttl, embedder, invalidate, limit_error,
+    tighten_similarity, use_embedder, warm,
+};
+
 pub use provider_config::{
     ApiKey, OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_DEFAULT_BASE_URL, PERF_AI_PROVIDERS,
     ProviderConfig, ProviderConfigBuilder,
 };
+pub use session::{SessionConfig, SessionStore};

@@ -27,7 +27,8 @@
 //! the first 32 others seen, then `other`): `perf_ai_requests_total` (by
 //! `outcome`), `perf_ai_request_duration_seconds`,
 //! `perf_ai_time_to_first_token_seconds` (streams),
-//! `perf_ai_tokens_total` (by `kind`: prompt, completion) and
+//! `perf_ai_tokens_total` (by `kind`: prompt, completion),
+//! `perf_ai_cost_microdollars_total` (from the [`PriceTable`](super::PriceTable)) and
 //! `perf_ai_budget_refusals_total`.
 
 use std::borrow::Cow;
@@ -66,6 +67,7 @@ mod names {
     pub(super) const FIRST_TOKEN: &str = "perf_ai_time_to_first_token_seconds";
     pub(super) const TOKENS: &str = "perf_ai_tokens_total";
     pub(super) const BUDGET_REFUSALS: &str = "perf_ai_budget_refusals_total";
+    pub(super) const COST: &str = "perf_ai_cost_microdollars_total";
 }
 
 /// An OpenAI-compatible provider: chat completions (whole or streamed) and
@@ -636,6 +638,9 @@ impl Provider {
             metrics::counter!(names::TOKENS, "provider" => self.name().to_owned(), "model" => model.to_owned(), "kind" => kind)
                 .increment(tokens);
         }
+        let cost = super::PriceTable::global().cost_microdollars(model, usage);
+        metrics::counter!(names::COST, "provider" => self.name().to_owned(), "model" => model.to_owned())
+            .increment(cost);
     }
 }
 
@@ -669,6 +674,10 @@ fn describe_metrics() {
     metrics::describe_counter!(
         names::BUDGET_REFUSALS,
         "Calls refused by the local requests- or tokens-per-minute budget."
+    );
+    metrics::describe_counter!(
+        names::COST,
+        "Estimated cost of model calls in micro-dollars, from the price table (PERF_AI_PRICES)."
     );
 }
 

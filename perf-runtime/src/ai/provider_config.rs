@@ -419,7 +419,7 @@ fn shown_url(raw: &str) -> String {
 }
 
 /// A duration: whole seconds, or a number with `ms`, `s`, `m` or `h`.
-fn parse_duration(raw: &str) -> Option<Duration> {
+pub(super) fn parse_duration(raw: &str) -> Option<Duration> {
     let raw = raw.trim();
     let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit() && c != '.') {
         Some(at) => raw.split_at(at),

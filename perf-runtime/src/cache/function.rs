@@ -197,6 +197,48 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
         Box::pin(self.miss::<M, R, F>(key, ttl, body, stale)).await
     }
 
+    /// A fresh value of `key` from L1, else from L2 (then kept in L1),
+    /// without running anything: how the semantic cache reads the answer a
+    /// matched prompt points to.
+    #[cfg_attr(not(feature = "ai"), allow(dead_code))]
+    pub(crate) async fn peek(&self, key: CacheKey) -> Option<V> {
+        if let Some(value) = self.l1.as_ref().and_then(|l1| l1.fresh(&key)) {
+            return Some(value);
+        }
+        #[cfg(feature = "redis")]
+        if let L2Outcome::Hit(value) = self.l2_lookup(key, &mut None).await {
+            return Some(value);
+        }
+        None
+    }
+
+    /// Whether L1 holds a fresh value of `key` (not counted as a hit).
+    #[cfg_attr(not(feature = "ai"), allow(dead_code))]
+    pub(crate) fn holds(&self, key: &CacheKey) -> bool {
+        self.l1.as_ref().is_some_and(|l1| l1.fresh(key).is_some())
+    }
+
+    /// Stores `value` under `key` for `ttl` (L1, and L2 when configured),
+    /// tagged with `tags`: a value made outside [`call`](Self::call), such
+    /// as a streamed answer put together once it ended.
+    #[cfg_attr(not(feature = "ai"), allow(dead_code))]
+    pub(crate) async fn put(
+        &self,
+        key: CacheKey,
+        ttl: std::time::Duration,
+        value: V,
+        tags: Vec<String>,
+    ) {
+        let now = Instant::now();
+        let entry = Entry {
+            value,
+            fresh_until: now + ttl,
+            stale_until: now + ttl,
+            tags: tags.into(),
+        };
+        self.store(key, entry, true).await;
+    }
+
     async fn l1_lookup(&self, key: CacheKey) -> Lookup<V> {
         let Some(l1) = &self.l1 else {
             return Lookup::Absent;

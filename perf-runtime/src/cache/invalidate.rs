@@ -90,7 +90,7 @@ async fn broadcast(
 }
 
 #[cfg(feature = "redis")]
-async fn delete_matching(
+pub(crate) async fn delete_matching(
     client: &fred::prelude::Client,
     pattern: &str,
 ) -> Result<(), InvalidateError> {

@@ -48,10 +48,14 @@ pub(crate) use registry::publish_entries;
 pub use bus::CHANNEL as INVALIDATION_CHANNEL;
 pub use codec::{DecodeError, EncodeError};
 pub use function::FunctionCache;
+#[cfg(all(feature = "redis", feature = "ai"))]
+pub(crate) use invalidate::delete_matching;
 pub use invalidate::{InvalidateError, invalidate_function, invalidate_key, invalidate_tag};
 pub use key::{CacheKey, KeyError, KeyHasher, key_seed};
 #[cfg(feature = "redis")]
 pub use l2::L2_TIMEOUT;
+#[cfg(all(feature = "redis", feature = "ai"))]
+pub(crate) use l2::timed as l2_timed;
 pub use manual::{MANUAL_NAMESPACE, WarmReport, cached_request, warm};
 pub use spec::{CacheSpec, Tier, Ttl};
 #[cfg(feature = "axum")]
