@@ -3,12 +3,18 @@
 //! Run with: `cargo run -p perf-examples --example chat_server`
 //!
 //! Needs nothing else: with no REDIS_URL and no DATABASE_URL everything runs
-//! in process. With DATABASE_URL, user profiles are read from PostgreSQL
+//! in process, and with no model provider configured the assistant asks the
+//! bundled model simulator (loopback, realistic latency; answers say they are
+//! simulated). Set OPENAI_BASE_URL (and OPENAI_API_KEY) or PERF_AI_PROVIDERS,
+//! and CHAT_MODEL, to ask a real OpenAI-compatible server. With DATABASE_URL, user profiles are read from PostgreSQL
 //! (table `chat_users`, created and seeded at start); with REDIS_URL, cached
 //! values are shared by every instance. Listens on 127.0.0.1:8000 (set `CHAT_ADDR` to change it).
 //!
 //! ```text
-//! curl -s localhost:8000/api/chat -H 'content-type: application/json' -d '{"message":"hello there"}'
+//! curl -s localhost:8000/api/chat -H 'content-type: application/json' -d '{"message":"How do I reverse a list in Python?","user":"alice"}'
+//! curl -s localhost:8000/api/chat -H 'content-type: application/json' -d '{"message":"How can I reverse a list in Python?","user":"alice"}'
+//! curl -sN 'localhost:8000/api/chat/stream?message=hello'
+//! curl -s localhost:8000/metrics | grep perf_ai_
 //! curl -s localhost:8000/api/users/7
 //! curl -s localhost:8000/metrics | grep perf_function
 //! curl -s localhost:8000/health

@@ -5,13 +5,17 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use perf_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{AppState, Conversation, assistant};
+use super::{AppState, Conversation};
 
 /// Longest message accepted, in bytes.
 const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// Who asks when a request does not say.
+const ANONYMOUS: &str = "anonymous";
 
 /// `POST /api/chat` body.
 #[derive(Debug, Deserialize)]
@@ -20,6 +24,9 @@ pub struct ChatRequest {
     pub message: String,
     /// The conversation to continue; a new one when absent.
     pub conversation_id: Option<u64>,
+    /// Who asks (answers are cached per user); `anonymous` when absent.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 /// `POST /api/chat` answer.
@@ -49,6 +56,21 @@ pub enum ChatError {
     /// A background job could not be stored.
     #[error("the job could not be stored: {0}")]
     Jobs(String),
+    /// The model failed or did not answer in time.
+    #[error("the model failed: {0}")]
+    Model(String),
+    /// The model's rate limit refused the call.
+    #[error("the model is busy: {0}")]
+    Busy(String),
+}
+
+impl From<perf_runtime::ai::AiError> for ChatError {
+    fn from(error: perf_runtime::ai::AiError) -> Self {
+        match error {
+            perf_runtime::ai::AiError::RateLimited { .. } => ChatError::Busy(error.to_string()),
+            error => ChatError::Model(error.to_string()),
+        }
+    }
 }
 
 impl IntoResponse for ChatError {
@@ -56,7 +78,11 @@ impl IntoResponse for ChatError {
         let status = match self {
             ChatError::BadMessage(_) => StatusCode::BAD_REQUEST,
             ChatError::NoConversation(_) | ChatError::NoUser(_) => StatusCode::NOT_FOUND,
-            ChatError::Directory(_) | ChatError::Jobs(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ChatError::Directory(_) | ChatError::Jobs(_) | ChatError::Busy(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            // Never a 200 for a failed upstream.
+            ChatError::Model(_) => StatusCode::BAD_GATEWAY,
         };
         (
             status,
@@ -76,22 +102,24 @@ pub(crate) async fn send_message(
     if request.message.trim().is_empty() || length > MAX_MESSAGE_BYTES {
         return Err(ChatError::BadMessage(length));
     }
-    let turns_so_far = match request.conversation_id {
-        Some(id) => state
+    let conversation_id =
+        state
             .conversations
-            .get(id)
-            .ok_or(ChatError::NoConversation(id))?
-            .turns
-            .len(),
-        None => 0,
-    };
-    let reply = assistant::reply(&request.message, turns_so_far).await;
-    let conversation_id = state
+            .open(request.conversation_id)
+            .ok_or(ChatError::NoConversation(
+                request.conversation_id.unwrap_or_default(),
+            ))?;
+    let user = request.user.as_deref().unwrap_or(ANONYMOUS);
+    let reply = state
+        .assistant
+        .reply(user, conversation_id, &request.message)
+        .await?;
+    if !state
         .conversations
-        .append(request.conversation_id, request.message, reply.clone())
-        .ok_or(ChatError::NoConversation(
-            request.conversation_id.unwrap_or_default(),
-        ))?;
+        .append(conversation_id, request.message, reply.clone())
+    {
+        return Err(ChatError::NoConversation(conversation_id));
+    }
     Ok(Json(ChatReply {
         conversation_id,
         reply,
@@ -105,6 +133,8 @@ pub(crate) async fn send_message(
 pub(crate) struct ChatQuery {
     /// What the user says.
     pub(crate) message: Option<String>,
+    /// Who asks; `anonymous` when absent.
+    pub(crate) user: Option<String>,
 }
 
 /// Answers a one-off message in a new conversation.
@@ -118,31 +148,61 @@ pub(crate) async fn ask(
         Json(ChatRequest {
             message,
             conversation_id: None,
+            user: query.user,
         }),
     )
     .await
 }
 
-/// `GET /api/chat/stream?message=…`: the answer as server-sent events, one
-/// word per event as a model streams tokens (OpenAI's chunk shape), then
-/// `data: [DONE]`. What `perf load` measures time to first token on.
+/// `GET /api/chat/stream?message=…`: the answer as server-sent events in
+/// OpenAI's chunk shape (a piece of text each), then `data: [DONE]`; a
+/// cached answer is replayed the same way. A failure midway ends the
+/// stream with an `error` event, never a silent cut. What `perf load`
+/// measures time to first token on.
 #[profile(name = "chat.stream")]
-pub(crate) async fn stream(Query(query): Query<ChatQuery>) -> Result<Response, ChatError> {
+pub(crate) async fn stream(
+    State(state): State<AppState>,
+    Query(query): Query<ChatQuery>,
+) -> Result<Response, ChatError> {
     let message = query.message.unwrap_or_else(|| "hello".to_owned());
     let length = message.len();
     if message.trim().is_empty() || length > MAX_MESSAGE_BYTES {
         return Err(ChatError::BadMessage(length));
     }
-    let reply = assistant::reply(&message, 0).await;
-    let chunks: Vec<Result<Event, std::convert::Infallible>> = reply
-        .split_inclusive(' ')
-        .map(|word| {
-            let chunk = serde_json::json!({ "choices": [{ "delta": { "content": word } }] });
-            Ok(Event::default().data(chunk.to_string()))
+    let user = query.user.as_deref().unwrap_or(ANONYMOUS);
+    let answer = state.assistant.stream(user, &message).await?;
+    let events = answer
+        // A piece with neither text nor an ending (usage alone) says nothing
+        // to a chat client.
+        .filter(|piece| {
+            let empty = piece
+                .as_ref()
+                .is_ok_and(|p| p.delta.is_empty() && p.finish_reason.is_none());
+            std::future::ready(!empty)
         })
-        .chain(std::iter::once(Ok(Event::default().data("[DONE]"))))
-        .collect();
-    Ok(Sse::new(futures_util::stream::iter(chunks)).into_response())
+        .map(|piece| {
+            Ok::<_, std::convert::Infallible>(match piece {
+                Ok(piece) if piece.delta.is_empty() => {
+                    let chunk = serde_json::json!({
+                        "choices": [{ "delta": {}, "finish_reason": piece.finish_reason }]
+                    });
+                    Event::default().data(chunk.to_string())
+                }
+                Ok(piece) => {
+                    let chunk = serde_json::json!({
+                        "choices": [{ "delta": { "content": piece.delta }, "finish_reason": piece.finish_reason }]
+                    });
+                    Event::default().data(chunk.to_string())
+                }
+                Err(error) => Event::default()
+                    .event("error")
+                    .data(serde_json::json!({ "error": error.to_string() }).to_string()),
+            })
+        })
+        .chain(futures_util::stream::once(async {
+            Ok(Event::default().data("[DONE]"))
+        }));
+    Ok(Sse::new(events).into_response())
 }
 
 /// Returns a conversation's turns.

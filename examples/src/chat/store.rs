@@ -43,13 +43,11 @@ struct Inner {
 }
 
 impl ConversationStore {
-    /// Appends a user turn and the assistant's answer to conversation `id`
-    /// (a new conversation when `id` is `None`), returning its id.
-    pub fn append(&self, id: Option<u64>, user: String, assistant: String) -> Option<u64> {
+    /// Conversation `id` if it exists, or a new one when `id` is `None`.
+    pub fn open(&self, id: Option<u64>) -> Option<u64> {
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        let id = match id {
-            Some(id) if inner.by_id.contains_key(&id) => id,
-            Some(_) => return None,
+        match id {
+            Some(id) => inner.by_id.contains_key(&id).then_some(id),
             None => {
                 inner.next_id += 1;
                 let id = inner.next_id;
@@ -66,10 +64,18 @@ impl ConversationStore {
                         turns: Vec::new(),
                     },
                 );
-                id
+                Some(id)
             }
+        }
+    }
+
+    /// Appends a user turn and the assistant's answer to conversation `id`;
+    /// false if it is gone (dropped as the oldest).
+    pub fn append(&self, id: u64, user: String, assistant: String) -> bool {
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let Some(conversation) = inner.by_id.get_mut(&id) else {
+            return false;
         };
-        let conversation = inner.by_id.get_mut(&id)?;
         conversation.turns.push(Turn {
             role: "user",
             content: user,
@@ -80,7 +86,7 @@ impl ConversationStore {
         });
         let excess = conversation.turns.len().saturating_sub(MAX_TURNS);
         conversation.turns.drain(..excess);
-        Some(id)
+        true
     }
 
     /// A copy of conversation `id`.

@@ -128,13 +128,13 @@ impl AiPrompt for Vec<ChatMessage> {
 }
 
 impl AiPrompt for ChatRequest {
-    /// The messages, and as context the parameters that change the answer:
-    /// temperature, `max_tokens` and the extra fields (`tools`, `seed`,
-    /// `response_format`, ...). The model is not part of it: the attribute's
-    /// `model` partitions entries already, and a fallback chain may answer
-    /// from another.
+    /// The messages, and as context what else changes the answer: the
+    /// model asked (a service may choose it at run time, while the
+    /// attribute's `model` is fixed at compile time), the temperature,
+    /// `max_tokens` and the extra fields (`tools`, `seed`,
+    /// `response_format`, ...).
     fn canonical(&self) -> Canonical {
-        let mut params = String::new();
+        let mut params = format!("model={};", self.model);
         if let Some(t) = self.temperature {
             let _ = write!(params, "temperature={t};");
         }
@@ -303,8 +303,12 @@ mod tests {
         let warm = ChatRequest::new("m", messages.clone())
             .temperature(0.9)
             .canonical();
-        let seeded = ChatRequest::new("m", messages).param("seed", 7).canonical();
+        let seeded = ChatRequest::new("m", messages.clone())
+            .param("seed", 7)
+            .canonical();
+        let other_model = ChatRequest::new("n", messages).canonical();
         assert!(!plain.sampled && !cold.sampled && warm.sampled);
+        assert_ne!(plain.context, other_model.context);
         assert_ne!(plain.context, cold.context);
         assert_ne!(plain.context, seeded.context);
         assert_eq!(plain.query, warm.query);
