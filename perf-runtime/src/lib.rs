@@ -35,6 +35,9 @@
 //! - `db` (feature `postgres`): queries through the PostgreSQL pool,
 //!   PgBouncer-safe, and the query-result cache invalidated by table.
 //! - `http` (feature `http`): the shared outbound HTTP client.
+//! - `ai` (feature `ai`): `#[ai_optimized]`'s exact and semantic answer
+//!   cache, the OpenAI-compatible provider client (budgets, fallbacks),
+//!   prices and savings metrics, conversation sessions.
 //! - `bench` (feature `bench`): the load-testing engine: HTTP load in the
 //!   closed and open (constant-rate) models with HDR-histogram percentiles,
 //!   `run_fn` for in-process async functions, JSON reports.
@@ -50,7 +53,7 @@
 //! | `redis` | no | Redis through `fred` (REDIS_URL / REDIS_HOST): the L2 cache tier, the invalidation bus, a health check |
 //! | `postgres` | no | PostgreSQL through `sqlx` (DATABASE_URL, `DB_*`): the pool and its metrics, `db` (PgBouncer-safe queries, the query-result cache), health check |
 //! | `http` | no | [`http`]: the outbound HTTP client (hyper, rustls with ring): pool, timeouts, retries with a budget, rate limit and circuit breaker per host; the [`limit`] server layer |
-//! | `ai` | no | `ai`: the semantic cache (the `Embedder` trait, the local embedder, a vector index per scope with HNSW through `hnsw_rs`, the false-hit guard) and the OpenAI-compatible provider client; implies `http` |
+//! | `ai` | no | `ai` and `#[ai_optimized]`: the answer cache (exact, then semantic: the `Embedder` trait, the local embedder, a vector index per scope with HNSW through `hnsw_rs`, the false-hit guard), the OpenAI-compatible provider client, prices and savings metrics, conversation sessions; implies `http` |
 //! | `bench` | no | `bench`: load tests of HTTP endpoints (hyper, a keep-alive connection per virtual user) and of async functions; HDR histograms (`hdrhistogram`); JSON reports |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
