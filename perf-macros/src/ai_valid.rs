@@ -25,24 +25,7 @@ struct Argument<'a> {
 /// `None` when something was refused (and pushed to `errors`).
 pub(crate) fn validate(args: &AiArgs, function: &MaybeFn, errors: &mut Errors) -> Option<Checked> {
     let sig = &function.sig;
-    if sig.asyncness.is_none() {
-        errors.push(syn::Error::new_spanned(
-            sig.fn_token,
-            "`#[ai_optimized]` caches what an `async fn` answers; make this function `async`",
-        ));
-    }
-    if let Some(param) = sig
-        .generics
-        .params
-        .iter()
-        .find(|p| !matches!(p, syn::GenericParam::Lifetime(_)))
-    {
-        errors.push(syn::Error::new_spanned(
-            param,
-            "`#[ai_optimized]` keeps one typed cache per function, so it cannot be generic; \
-             write a non-generic wrapper and annotate that",
-        ));
-    }
+    item::require_async_and_concrete(sig, "ai_optimized", "answers", "annotate that", errors);
     let shape = match &sig.output {
         ReturnType::Default => {
             errors.push(syn::Error::new_spanned(

@@ -136,24 +136,7 @@ struct Binding {
 
 fn validate(args: &EndpointArgs, function: &MaybeFn, errors: &mut Errors) -> Vec<Binding> {
     let sig = &function.sig;
-    if sig.asyncness.is_none() {
-        errors.push(syn::Error::new_spanned(
-            sig.fn_token,
-            "`#[fast_endpoint]` caches what an `async fn` returns; make this function `async`",
-        ));
-    }
-    if let Some(param) = sig
-        .generics
-        .params
-        .iter()
-        .find(|p| !matches!(p, syn::GenericParam::Lifetime(_)))
-    {
-        errors.push(syn::Error::new_spanned(
-            param,
-            "`#[fast_endpoint]` keeps one typed cache per function, so it cannot be generic; \
-             write a non-generic wrapper and cache that",
-        ));
-    }
+    item::require_async_and_concrete(sig, "fast_endpoint", "returns", "cache that", errors);
     match &sig.output {
         ReturnType::Default => errors.push(syn::Error::new_spanned(
             &sig.ident,

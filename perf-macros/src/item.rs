@@ -104,3 +104,38 @@ pub(crate) fn contains_impl_trait(ty: &syn::Type) -> bool {
     finder.visit_type(ty);
     finder.0
 }
+
+/// Refuses what a typed cache per function cannot take: a function that is
+/// not `async`, or one with type or const generics. `attribute` names the
+/// attribute; `what` completes "caches what an `async fn` ..."; `wrapper`
+/// says what to do with the non-generic wrapper.
+pub(crate) fn require_async_and_concrete(
+    sig: &Signature,
+    attribute: &str,
+    what: &str,
+    wrapper: &str,
+    errors: &mut crate::args::Errors,
+) {
+    if sig.asyncness.is_none() {
+        errors.push(syn::Error::new_spanned(
+            sig.fn_token,
+            format!(
+                "`#[{attribute}]` caches what an `async fn` {what}; make this function `async`"
+            ),
+        ));
+    }
+    if let Some(param) = sig
+        .generics
+        .params
+        .iter()
+        .find(|p| !matches!(p, syn::GenericParam::Lifetime(_)))
+    {
+        errors.push(syn::Error::new_spanned(
+            param,
+            format!(
+                "`#[{attribute}]` keeps one typed cache per function, so it cannot be generic; \
+                 write a non-generic wrapper and {wrapper}"
+            ),
+        ));
+    }
+}

@@ -99,6 +99,22 @@ pub trait BudgetLimiter: Send + Sync + fmt::Debug + 'static {
     async fn charge(&self, key: &BudgetKey, budget: Budget, tokens: u64);
 }
 
+/// What any [`BudgetLimiter`] answers without looking at its buckets: an
+/// unlimited budget always has room; a call larger than a minute's tokens
+/// never fits.
+pub(super) fn decided_without_buckets(
+    budget: Budget,
+    tokens: u64,
+) -> Option<Result<Duration, OverBudget>> {
+    if budget.is_unlimited() {
+        return Some(Ok(Duration::ZERO));
+    }
+    match budget.tpm {
+        Some(tpm) if tokens > tpm => Some(Err(OverBudget::TooLarge { tokens, tpm })),
+        _ => None,
+    }
+}
+
 /// The in-process [`BudgetLimiter`]: token buckets per provider and model,
 /// on tokio's clock.
 #[derive(Default)]
@@ -188,13 +204,8 @@ impl LocalBudgets {
         tokens: u64,
         max_wait: Duration,
     ) -> Result<Duration, OverBudget> {
-        if budget.is_unlimited() {
-            return Ok(Duration::ZERO);
-        }
-        if let Some(tpm) = budget.tpm
-            && tokens > tpm
-        {
-            return Err(OverBudget::TooLarge { tokens, tpm });
+        if let Some(decided) = decided_without_buckets(budget, tokens) {
+            return decided;
         }
         self.with_buckets(key, budget, |buckets| {
             let for_request = budget.rpm.map_or(Duration::ZERO, |rpm| {

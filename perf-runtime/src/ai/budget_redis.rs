@@ -32,7 +32,6 @@
 //! logged at most once every 10 seconds.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -272,13 +271,8 @@ impl BudgetLimiter for RedisBudgets {
         tokens: u64,
         max_wait: Duration,
     ) -> Result<Duration, OverBudget> {
-        if budget.is_unlimited() {
-            return Ok(Duration::ZERO);
-        }
-        if let Some(tpm) = budget.tpm
-            && tokens > tpm
-        {
-            return Err(OverBudget::TooLarge { tokens, tpm });
+        if let Some(decided) = super::budget::decided_without_buckets(budget, tokens) {
+            return decided;
         }
         if budget.rpm == Some(0) {
             // No request ever fits; LocalBudgets's configs never hold it.
@@ -322,27 +316,14 @@ impl fmt::Debug for RedisBudgets {
 /// Logs a Redis failure of the budgets at most once every 10 s, with how
 /// many were left out since.
 fn rate_limited_warn(kind: &'static str, reason: &str) {
-    static LAST_MS: AtomicU64 = AtomicU64::new(0);
-    static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64;
-    let last = LAST_MS.load(Ordering::Relaxed);
-    if now_ms.saturating_sub(last) >= 10_000
-        && LAST_MS
-            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        let suppressed = SUPPRESSED.swap(0, Ordering::Relaxed);
+    static THROTTLE: crate::monitor::throttle::Throttle = crate::monitor::throttle::Throttle::new();
+    if let Some(suppressed) = THROTTLE.admit() {
         tracing::warn!(
             kind,
             reason,
             suppressed,
             "AI budgets: Redis failed; this instance limits its calls alone until it is back"
         );
-    } else {
-        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
     }
 }
 

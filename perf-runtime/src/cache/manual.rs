@@ -115,17 +115,28 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let loader = &loader;
-    let results: Vec<bool> = futures_util::stream::iter(keys)
-        .map(|key| async move {
-            let load = || loader(key.clone());
-            cached_request(&key, load, ttl).await.is_ok()
-        })
-        .buffer_unordered(WARM_CONCURRENCY)
-        .collect()
-        .await;
-    let cached = results.iter().filter(|ok| **ok).count();
-    WarmReport {
-        cached,
-        failed: results.len() - cached,
+    let loads = keys.into_iter().map(|key| async move {
+        let load = || loader(key.clone());
+        cached_request(&key, load, ttl).await.is_ok()
+    });
+    WarmReport::count(loads, WARM_CONCURRENCY).await
+}
+
+impl WarmReport {
+    /// Runs `loads` (each true when its value is now cached), at most
+    /// `concurrency` at once, and counts how they ended.
+    pub(crate) async fn count<Fut>(loads: impl IntoIterator<Item = Fut>, concurrency: usize) -> Self
+    where
+        Fut: Future<Output = bool>,
+    {
+        let results: Vec<bool> = futures_util::stream::iter(loads)
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        let cached = results.iter().filter(|ok| **ok).count();
+        WarmReport {
+            cached,
+            failed: results.len() - cached,
+        }
     }
 }

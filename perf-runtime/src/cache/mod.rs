@@ -41,8 +41,6 @@ mod spec;
 mod striped;
 mod value_codec;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 pub(crate) use registry::publish_entries;
 
 pub use bus::CHANNEL as INVALIDATION_CHANNEL;
@@ -69,26 +67,13 @@ pub use value_codec::{CodecProbe, SerdeCodec};
 /// suppressed), so a Redis outage does not flood the logs.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn rate_limited_warn(command: &str, reason: &str) {
-    static LAST_MS: AtomicU64 = AtomicU64::new(0);
-    static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64;
-    let last = LAST_MS.load(Ordering::Relaxed);
-    if now_ms.saturating_sub(last) >= 10_000
-        && LAST_MS
-            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        let suppressed = SUPPRESSED.swap(0, Ordering::Relaxed);
+    static THROTTLE: crate::monitor::throttle::Throttle = crate::monitor::throttle::Throttle::new();
+    if let Some(suppressed) = THROTTLE.admit() {
         tracing::warn!(
             command,
             reason,
             suppressed,
             "cache L2 failed; calls go on without it"
         );
-    } else {
-        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
     }
 }

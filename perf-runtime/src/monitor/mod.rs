@@ -5,6 +5,7 @@ pub mod health;
 pub mod names;
 pub(crate) mod recorder;
 mod report;
+pub(crate) mod throttle;
 
 #[cfg(feature = "prometheus")]
 mod exposition;

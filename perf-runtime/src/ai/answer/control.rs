@@ -13,7 +13,6 @@
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 
-use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::AiRequest;
@@ -147,14 +146,8 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let call = &call;
-    let results: Vec<bool> = futures_util::stream::iter(prompts)
-        .map(|prompt| async move { call(prompt).await.is_ok() })
-        .buffer_unordered(WARM_CONCURRENCY)
-        .collect()
-        .await;
-    let cached = results.iter().filter(|ok| **ok).count();
-    WarmReport {
-        cached,
-        failed: results.len() - cached,
-    }
+    let calls = prompts
+        .into_iter()
+        .map(|prompt| async move { call(prompt).await.is_ok() });
+    WarmReport::count(calls, WARM_CONCURRENCY).await
 }

@@ -23,7 +23,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use super::limits::Limits;
+use super::limits::{Admitted, Limits};
 use super::metrics::{self, HitKind};
 use super::{AiAnswer, AiRequest, AiSpec, Canonical};
 use crate::ai::{AiError, Lookup, PartitionKey, SemanticIndex};
@@ -302,28 +302,51 @@ impl<T: AiAnswer> AiSite<T> {
     where
         F: Future<Output = R>,
     {
-        let admitted = match self.limits.admit(canonical.prompt_tokens).await {
-            Ok(admitted) => Some(admitted),
-            Err(error) => match fail {
-                Some(fail) => return fail(error),
-                None => {
-                    tracing::warn!(function = self.spec.name, %error, "limit not enforced: the function cannot return its error");
-                    None
-                }
-            },
+        let admitted = match self.admit(canonical, fail).await {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused,
         };
-        let result = match (self.limits.timeout(), fail) {
-            (Some(after), Some(fail)) => match tokio::time::timeout(after, body).await {
-                Ok(result) => result,
-                Err(_) => return fail(self.limits.timed_out(after)),
-            },
-            _ => body.await,
-        };
+        let result = self.within_timeout(fail, body).await;
         let (result, used) = tokens(result);
         if let (Some(admitted), Some(used)) = (admitted, used) {
             self.limits.settle(&admitted, used).await;
         }
         result
+    }
+
+    /// Takes the limits' permit and budget for a call of the body; a
+    /// refusal becomes `fail`'s value. Without `fail` nothing can refuse:
+    /// the call goes on unlimited, with a warning.
+    pub(super) async fn admit<R>(
+        &self,
+        canonical: &Canonical,
+        fail: Option<fn(AiError) -> R>,
+    ) -> Result<Option<Admitted>, R> {
+        match self.limits.admit(canonical.prompt_tokens).await {
+            Ok(admitted) => Ok(Some(admitted)),
+            Err(error) => match fail {
+                Some(fail) => Err(fail(error)),
+                None => {
+                    tracing::warn!(function = self.spec.name, %error, "limit not enforced: the function cannot return its error");
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    /// `body`, within the function's timeout when it has one and `fail`
+    /// can say it ran out.
+    pub(super) async fn within_timeout<R, F>(&self, fail: Option<fn(AiError) -> R>, body: F) -> R
+    where
+        F: Future<Output = R>,
+    {
+        match (self.limits.timeout(), fail) {
+            (Some(after), Some(fail)) => match tokio::time::timeout(after, body).await {
+                Ok(result) => result,
+                Err(_) => fail(self.limits.timed_out(after)),
+            },
+            _ => body.await,
+        }
     }
 
     /// The hash of a call's context, seeded with the function's namespace

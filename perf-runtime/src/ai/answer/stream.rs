@@ -89,23 +89,11 @@ impl AiSite<ChatResponse> {
         }
         self.metrics
             .served::<ChatResponse>(self.spec, HitKind::Miss, None, &canonical);
-        let admitted = match self.limits.admit(canonical.prompt_tokens).await {
-            Ok(admitted) => Some(admitted),
-            Err(error) => match fail {
-                Some(fail) => return (fail(error), HitKind::Miss),
-                None => {
-                    tracing::warn!(function = self.spec.name, %error, "limit not enforced: the function cannot return its error");
-                    None
-                }
-            },
+        let admitted = match self.admit(&canonical, fail).await {
+            Ok(admitted) => admitted,
+            Err(refused) => return (refused, HitKind::Miss),
         };
-        let result = match (self.limits.timeout(), fail) {
-            (Some(after), Some(fail)) => match tokio::time::timeout(after, body).await {
-                Ok(result) => result,
-                Err(_) => return (fail(self.limits.timed_out(after)), HitKind::Miss),
-            },
-            _ => body.await,
-        };
+        let result = self.within_timeout(fail, body).await;
         let stream = match split(result) {
             Ok(stream) => stream,
             Err(result) => return (result, HitKind::Miss),
