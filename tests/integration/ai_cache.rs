@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use perf_runtime::ai::{
-    AiError, AiRequest, AiSite, AiSiteCell, AiSpec, AiTarget, ChatMessage, ChatRequest,
+    AiError, AiRequest, AiSite, AiSiteCell, AiSpec, AiTarget, Budget, ChatMessage, ChatRequest,
     ChatResponse, ChatStream, HitKind, Provider, ProviderConfig, Semantic, invalidate,
 };
 use perf_runtime::cache::mode::ResultMode;
@@ -110,6 +110,7 @@ async fn the_ai_cache_serves_exact_and_semantic_hits_and_nothing_else() {
     limits_refuse_past_the_budget(&world).await;
     concurrency_is_capped(&world).await;
     sampled_requests_get_no_semantic_hit(&world).await;
+    providers_share_their_budgets_through_redis(&world).await;
     savings_are_counted(&world);
     perf_runtime::shutdown().await;
 }
@@ -467,6 +468,29 @@ async fn sampled_requests_get_no_semantic_hit(world: &World) {
     assert_eq!(
         ask("Write me a haiku about autumn leaves").await,
         HitKind::Miss
+    );
+}
+
+/// Two providers made after `init` (as two instances would make theirs)
+/// spend from one budget kept in Redis.
+async fn providers_share_their_budgets_through_redis(world: &World) {
+    let model = format!("shared-budget-{}", std::process::id());
+    let make = || {
+        let config = ProviderConfig::builder("local", world.server.base_url())
+            .model_budget(&model, Budget::per_minute(Some(2), None))
+            .budget_wait(Duration::ZERO)
+            .build()
+            .expect("provider config");
+        Provider::new(config, HttpClient::builder().build().expect("http"))
+    };
+    let (first, second) = (make(), make());
+    let request = ChatRequest::new(&model, vec![ChatMessage::user("hi")]);
+    assert!(first.chat(&request).await.is_ok());
+    assert!(second.chat(&request).await.is_ok());
+    let third = first.chat(&request).await;
+    assert!(
+        matches!(third, Err(AiError::RateLimited { .. })),
+        "2 requests a minute across both providers: {third:?}"
     );
 }
 

@@ -99,6 +99,24 @@ pub trait BudgetLimiter: Send + Sync + fmt::Debug + 'static {
     async fn charge(&self, key: &BudgetKey, budget: Budget, tokens: u64);
 }
 
+/// The budgets every instance shares: in Redis, once the runtime has Redis
+/// configured ([`RedisBudgets`](super::RedisBudgets), one per process);
+/// `None` before that and without it.
+pub(crate) fn shared_limiter() -> Option<std::sync::Arc<dyn BudgetLimiter>> {
+    #[cfg(feature = "redis")]
+    {
+        use std::sync::{Arc, OnceLock};
+        static SHARED: OnceLock<Arc<dyn BudgetLimiter>> = OnceLock::new();
+        if let Some(shared) = SHARED.get() {
+            return Some(Arc::clone(shared));
+        }
+        if let Some(redis) = super::RedisBudgets::from_global() {
+            return Some(Arc::clone(SHARED.get_or_init(|| Arc::new(redis))));
+        }
+    }
+    None
+}
+
 /// What any [`BudgetLimiter`] answers without looking at its buckets: an
 /// unlimited budget always has room; a call larger than a minute's tokens
 /// never fits.

@@ -140,6 +140,8 @@ const MIN_TTL_MS: u64 = 120_000;
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = ProviderConfig::builder("openai", "https://api.openai.com/v1").build()?;
 /// let http = HttpClient::builder().build()?;
+/// // `Provider::new` does this by itself once the runtime has Redis; by
+/// // hand, for a Redis of another client:
 /// let provider = match RedisBudgets::from_global() {
 ///     // Every instance on this Redis shares the account's budget.
 ///     Some(budgets) => Provider::with_limiter(config, http, Arc::new(budgets)),

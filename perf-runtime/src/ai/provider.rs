@@ -116,9 +116,13 @@ impl fmt::Debug for Provider {
 
 impl Provider {
     /// A provider over `http` (clone the process's client so pools, host
-    /// limits and breakers are shared), with in-process budgets.
+    /// limits and breakers are shared). Its budgets are kept in Redis,
+    /// shared by every instance, when the runtime has Redis configured at
+    /// the time the provider is made; in process otherwise.
     pub fn new(config: ProviderConfig, http: HttpClient) -> Provider {
-        Provider::with_limiter(config, http, Arc::new(LocalBudgets::new()))
+        let limiter =
+            super::budget::shared_limiter().unwrap_or_else(|| Arc::new(LocalBudgets::new()));
+        Provider::with_limiter(config, http, limiter)
     }
 
     /// A provider whose budgets are kept by `limiter` (share one between

@@ -119,15 +119,8 @@ impl Limits {
 /// The process's budget keeper: shared through Redis once Redis is
 /// configured, in process before that (and without it).
 fn limiter() -> Arc<dyn BudgetLimiter> {
-    #[cfg(feature = "redis")]
-    {
-        static SHARED: OnceLock<Arc<dyn BudgetLimiter>> = OnceLock::new();
-        if let Some(shared) = SHARED.get() {
-            return Arc::clone(shared);
-        }
-        if let Some(redis) = crate::ai::RedisBudgets::from_global() {
-            return Arc::clone(SHARED.get_or_init(|| Arc::new(redis)));
-        }
+    if let Some(shared) = crate::ai::budget::shared_limiter() {
+        return shared;
     }
     static LOCAL: OnceLock<Arc<dyn BudgetLimiter>> = OnceLock::new();
     Arc::clone(LOCAL.get_or_init(|| Arc::new(LocalBudgets::new())))
