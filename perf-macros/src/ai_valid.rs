@@ -218,7 +218,7 @@ fn check_return_type(ty: &Type, errors: &mut Errors) -> Option<Shape> {
             "`#[ai_optimized]` cannot cache an `impl Trait`; name the type \
              (`String`, `ChatResponse`, `ChatStream`)",
         )
-    } else if contains_reference(ty) {
+    } else if item::contains_reference(ty) {
         Some(
             "`#[ai_optimized]` cannot cache a reference: return an owned answer \
              (`String` for `&str`)",
@@ -228,7 +228,7 @@ fn check_return_type(ty: &Type, errors: &mut Errors) -> Option<Shape> {
             "`#[ai_optimized]` has nothing to cache: this function returns `()`; \
              return the answer (`String`, `ChatResponse`, `ChatStream`, or a `Result` of one)",
         )
-    } else if mentions_self(ty) {
+    } else if item::mentions_self(ty) {
         Some(
             "`#[ai_optimized]` keeps its cache in a `static`, which cannot name `Self`; \
              replace `Self` with the type's name",
@@ -251,34 +251,6 @@ fn check_return_type(ty: &Type, errors: &mut Errors) -> Option<Shape> {
         Some((name, _)) if name == "Result" => Shape::Result,
         _ => Shape::Plain,
     })
-}
-
-/// Whether `Self` appears anywhere in `ty` (a token walk: the printed
-/// form of a type has no reliable spacing to split on).
-fn mentions_self(ty: &Type) -> bool {
-    fn walk(tokens: proc_macro2::TokenStream) -> bool {
-        tokens.into_iter().any(|token| match token {
-            proc_macro2::TokenTree::Ident(ident) => ident == "Self",
-            proc_macro2::TokenTree::Group(group) => walk(group.stream()),
-            _ => false,
-        })
-    }
-    walk(ty.to_token_stream())
-}
-
-fn contains_reference(ty: &Type) -> bool {
-    struct Finder(bool);
-    impl<'ast> syn::visit::Visit<'ast> for Finder {
-        fn visit_type_reference(&mut self, _: &'ast syn::TypeReference) {
-            self.0 = true;
-        }
-        fn visit_lifetime(&mut self, _: &'ast syn::Lifetime) {
-            self.0 = true;
-        }
-    }
-    let mut finder = Finder(false);
-    syn::visit::visit_type(&mut finder, ty);
-    finder.0
 }
 
 /// The last path segment's name and its type arguments (`T` and `E` of

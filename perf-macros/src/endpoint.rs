@@ -4,7 +4,7 @@
 //! `__private::FunctionCache::call` with a key built from the arguments.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, LitStr, Pat, ReturnType, Type};
 
@@ -245,34 +245,14 @@ fn check_return_type(ty: &Type, errors: &mut Errors) {
             ty,
             "`#[fast_endpoint]` cannot cache an `impl Trait`; name the type",
         ));
-    } else if contains_reference(ty) {
+    } else if item::contains_reference(ty) {
         errors.push(syn::Error::new_spanned(
             ty,
             "`#[fast_endpoint]` cannot cache a reference: return an owned value (clone it, or wrap it in `Arc`)",
         ));
-    } else if ty
-        .to_token_stream()
-        .to_string()
-        .split_whitespace()
-        .any(|t| t == "Self")
-    {
+    } else if item::mentions_self(ty) {
         errors.push(syn::Error::new_spanned(ty, "`#[fast_endpoint]` needs the return type spelled out; replace `Self` with the type's name"));
     }
-}
-
-fn contains_reference(ty: &Type) -> bool {
-    struct Finder(bool);
-    impl<'ast> syn::visit::Visit<'ast> for Finder {
-        fn visit_type_reference(&mut self, _: &'ast syn::TypeReference) {
-            self.0 = true;
-        }
-        fn visit_lifetime(&mut self, _: &'ast syn::Lifetime) {
-            self.0 = true;
-        }
-    }
-    let mut finder = Finder(false);
-    syn::visit::visit_type(&mut finder, ty);
-    finder.0
 }
 
 fn last_segment(ty: &Type) -> Option<String> {

@@ -92,6 +92,11 @@ fn normalize_ascii(text: &str) -> String {
 /// model parameters as context). Implement it for a request type of your
 /// own: put whatever changes the answer besides the last user message in
 /// `context`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the prompt of an `#[ai_optimized]` function",
+    label = "the prompt argument",
+    note = "a prompt is text (`String`, `&str`), a conversation (`Vec<ChatMessage>`) or a `ChatRequest`; for a type of your own, implement `perf_runtime::ai::AiPrompt`, or name another argument with `prompt = ..`"
+)]
 pub trait AiPrompt {
     /// The canonical form of this prompt.
     fn canonical(&self) -> Canonical;
