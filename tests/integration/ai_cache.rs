@@ -1,8 +1,9 @@
 //! The AI answer cache by hand (`AiSpec` + `AiSite`, what `#[ai_optimized]`
 //! expands to) against the loopback OpenAI-compatible server and a real
 //! Redis: exact and semantic hits, the guard's misses, scopes, a second
-//! instance sharing Redis, absolute TTLs, invalidation, streams replayed,
-//! tool calls refused, limits. The server counts the model calls, so every
+//! instance sharing Redis (in this process, and a second process spawned
+//! from this binary), absolute TTLs, invalidation, streams replayed, tool
+//! calls refused, limits, budgets shared by providers. The server counts the model calls, so every
 //! "served from the cache" below is a count that did not move.
 //!
 //! One test drives every scenario in turn: the runtime (and its Redis
@@ -103,6 +104,7 @@ async fn the_ai_cache_serves_exact_and_semantic_hits_and_nothing_else() {
     the_guard_turns_away_other_questions(&world).await;
     scopes_never_share(&world).await;
     a_second_instance_finds_both_through_redis(&world).await;
+    a_second_process_finds_both_through_redis(&world, &redis).await;
     ttls_are_absolute(&world).await;
     invalidation_by_model_and_scope(&world).await;
     streams_are_stored_once_complete_and_replayed(&world).await;
@@ -231,6 +233,75 @@ async fn a_second_instance_finds_both_through_redis(world: &World) {
         .await;
     assert_eq!((kind, &again), (HitKind::Exact, &answer), "from L2");
     assert_eq!(world.calls() - before, 1);
+}
+
+static PROCESSES_SPEC: AiSpec = spec("processes", "ai_cache::processes");
+static PROCESSES_SITE: AiSiteCell<String> = AiSiteCell::new(&PROCESSES_SPEC);
+
+/// The second process of `a_second_process_finds_both_through_redis`: asks
+/// one question and prints how it was served and the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_instance() {
+    let (Ok(redis), Ok(question)) = (
+        std::env::var("PERF_CHILD_REDIS"),
+        std::env::var("PERF_CHILD_QUESTION"),
+    ) else {
+        return; // Only runs when spawned by the parent test.
+    };
+    let config = PerfConfig::builder()
+        .redis_url(&redis)
+        .enable_monitoring(false)
+        .build()
+        .expect("valid config");
+    perf_runtime::init(config).await.expect("init");
+    let (answer, kind) = PROCESSES_SITE
+        .get()
+        .call_traced::<ResultMode, _, _>(AiRequest::new(&question).scope("u-proc"), None, async {
+            Ok::<_, AiError>("computed in the child".to_owned())
+        })
+        .await;
+    println!("CHILD {} {}", kind.as_str(), answer.expect("an answer"));
+    perf_runtime::shutdown().await;
+}
+
+async fn a_second_process_finds_both_through_redis(world: &World, redis: &str) {
+    let (answer, kind) = world
+        .ask(
+            PROCESSES_SITE.get(),
+            "How do I install Rust on Ubuntu?",
+            Some("u-proc"),
+        )
+        .await;
+    assert_eq!(kind, HitKind::Miss);
+    for (question, served) in [
+        ("How can I install Rust on Ubuntu?", "semantic"),
+        ("how do i install   rust on ubuntu?", "exact"),
+    ] {
+        let child = tokio::process::Command::new(std::env::current_exe().expect("this binary"))
+            .args([
+                "--exact",
+                "child_instance",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("PERF_CHILD_REDIS", redis)
+            .env("PERF_CHILD_QUESTION", question)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(60), child)
+            .await
+            .expect("the second process ends within 60 s")
+            .expect("the second process runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout
+            .lines()
+            // libtest may print "test child_instance ... " on the same line.
+            .find_map(|line| {
+                line.find("CHILD ")
+                    .map(|at| line[at + 6..].trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no answer from the second process: {stdout}"));
+        assert_eq!(line, format!("{served} {answer}"), "{question:?}");
+    }
 }
 
 async fn ttls_are_absolute(world: &World) {
