@@ -12,9 +12,9 @@
 //! Each call is one Lua script (`SCRIPT`), so the read, the refill and the
 //! write are atomic however many instances call at once. The clock is
 //! Redis's `TIME`, read inside the script: instances whose clocks disagree
-//! still agree on the buckets. The script goes by `EVALSHA` (its SHA-1 from
-//! `SCRIPT LOAD`, once) and falls back to `EVAL` when the server answers
-//! `NOSCRIPT` (after a restart or a failover), which loads it again.
+//! still agree on the buckets. The script goes by `EVALSHA` (see
+//! `backends::redis_script`), falling back to `EVAL` when the server
+//! answers `NOSCRIPT` (after a restart or a failover).
 //!
 //! The key of a provider and model is `perf:ai:budget:{hash}`, the hash
 //! being the hex XXH3 of `provider + "\0" + model`: fixed length whatever
@@ -32,10 +32,9 @@
 //! logged at most once every 10 seconds.
 
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use fred::prelude::{Client, LuaInterface};
+use fred::prelude::Client;
 use fred::types::Value;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -156,8 +155,6 @@ pub struct RedisBudgets {
     client: Client,
     /// Decides when Redis cannot.
     fallback: LocalBudgets,
-    /// The script's SHA-1 as `SCRIPT LOAD` gave it; `None` until loaded.
-    sha: Mutex<Option<String>>,
 }
 
 impl RedisBudgets {
@@ -169,7 +166,6 @@ impl RedisBudgets {
         RedisBudgets {
             client,
             fallback: LocalBudgets::new(),
-            sha: Mutex::new(None),
         }
     }
 
@@ -194,33 +190,7 @@ impl RedisBudgets {
     /// or when the server lost it (`NOSCRIPT`).
     async fn run(&self, key: &BudgetKey, args: Vec<Value>) -> Result<(bool, u64), String> {
         let redis_key = Self::redis_key(key);
-        let call = async {
-            let sha = self
-                .sha
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            let sha = match sha {
-                Some(sha) => sha,
-                None => {
-                    let sha: String = self.client.script_load(SCRIPT).await?;
-                    *self.sha.lock().unwrap_or_else(PoisonError::into_inner) = Some(sha.clone());
-                    sha
-                }
-            };
-            match self
-                .client
-                .evalsha::<Value, _, _, _>(sha, redis_key.as_str(), args.clone())
-                .await
-            {
-                Err(error) if error.details().starts_with("NOSCRIPT") => {
-                    self.client
-                        .eval::<Value, _, _, _>(SCRIPT, redis_key.as_str(), args)
-                        .await
-                }
-                other => other,
-            }
-        };
+        let call = crate::backends::redis_script::run(&self.client, SCRIPT, &redis_key, args);
         let answer = match tokio::time::timeout(REDIS_TIMEOUT, call).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(error)) => return Err(error.to_string()),

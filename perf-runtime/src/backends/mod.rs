@@ -8,6 +8,8 @@
 pub(crate) mod postgres;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(feature = "redis")]
+pub(crate) mod redis_script;
 
 use std::sync::Arc;
 

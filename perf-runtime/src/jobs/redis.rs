@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use fred::bytes::Bytes;
-use fred::interfaces::{HashesInterface, LuaInterface, SetsInterface};
+use fred::interfaces::{HashesInterface, SetsInterface};
 use fred::prelude::Client;
 use fred::types::Value;
 use tokio::sync::Notify;
@@ -480,8 +480,7 @@ impl RedisStore {
     }
 
     async fn run(&self, script: &'static str, args: Vec<Value>) -> Result<Value, StoreError> {
-        self.client
-            .eval::<Value, _, _, _>(script, self.prefix.as_str(), args)
+        crate::backends::redis_script::run(&self.client, script, self.prefix.as_str(), args)
             .await
             .map_err(unavailable)
     }
