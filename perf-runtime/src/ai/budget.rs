@@ -118,14 +118,19 @@ pub(crate) fn shared_limiter() -> Option<std::sync::Arc<dyn BudgetLimiter>> {
 }
 
 /// What any [`BudgetLimiter`] answers without looking at its buckets: an
-/// unlimited budget always has room; a call larger than a minute's tokens
-/// never fits.
+/// unlimited budget always has room; a budget of 0 requests a minute and a
+/// call larger than a minute's tokens never fit.
 pub(super) fn decided_without_buckets(
     budget: Budget,
     tokens: u64,
 ) -> Option<Result<Duration, OverBudget>> {
     if budget.is_unlimited() {
         return Some(Ok(Duration::ZERO));
+    }
+    if budget.rpm == Some(0) {
+        // No request ever fits (configuration refuses 0; a `Budget` built
+        // by hand may not): refused, never divided by.
+        return Some(Err(OverBudget::Wait(Duration::MAX)));
     }
     match budget.tpm {
         Some(tpm) if tokens > tpm => Some(Err(OverBudget::TooLarge { tokens, tpm })),
@@ -314,6 +319,15 @@ mod tests {
         );
         tokio::time::advance(Duration::from_secs(60)).await;
         assert_eq!(budgets.reserve_now(&key("m"), budget, 0, now), Ok(now));
+    }
+
+    #[test]
+    fn a_budget_of_no_requests_refuses_instead_of_panicking() {
+        let budget = Budget::per_minute(Some(0), None);
+        assert_eq!(
+            LocalBudgets::new().reserve_now(&key("m"), budget, 0, Duration::ZERO),
+            Err(OverBudget::Wait(Duration::MAX))
+        );
     }
 
     #[tokio::test(start_paused = true)]

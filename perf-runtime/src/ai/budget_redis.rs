@@ -246,10 +246,6 @@ impl BudgetLimiter for RedisBudgets {
         if let Some(decided) = super::budget::decided_without_buckets(budget, tokens) {
             return decided;
         }
-        if budget.rpm == Some(0) {
-            // No request ever fits; LocalBudgets's configs never hold it.
-            return Err(OverBudget::Wait(Duration::MAX));
-        }
         match self
             .run(key, args("reserve", budget, tokens, max_wait))
             .await
