@@ -9,7 +9,8 @@
 //!   end-to-end rate from the first enqueue to the last completion.
 //!
 //! The PostgreSQL store runs when `DATABASE_URL` is set (`eval "$(scripts/services.sh start)"`).
-//! Each figure is the median of 5 rounds.
+//! Each figure is the median of 5 rounds. The runtime is initialised
+//! (Prometheus recorder installed) as in a service.
 //!
 //! Run with: `cargo bench -p perf-benches --bench jobs`
 
@@ -19,22 +20,37 @@ use std::time::{Duration, Instant};
 
 use perf_runtime::async_job;
 use perf_runtime::jobs::{JobStore, Jobs, MemoryStore, WorkerConfig};
+use tokio::sync::Notify;
 
 const JOBS: u64 = 10_000;
 const WORKERS: usize = 8;
 const ROUNDS: usize = 5;
 
 static DONE: AtomicU64 = AtomicU64::new(0);
+/// The count of body runs a round waits for.
+static TARGET: AtomicU64 = AtomicU64::new(u64::MAX);
+/// Woken by the body run that reaches `TARGET`.
+static REACHED: Notify = Notify::const_new();
 
 #[async_job(queue = "bench_noop", max_retries = 0)]
 async fn noop(i: u64) {
     std::hint::black_box(i);
-    DONE.fetch_add(1, Ordering::Relaxed);
+    if DONE.fetch_add(1, Ordering::Relaxed) + 1 == TARGET.load(Ordering::Relaxed) {
+        REACHED.notify_one();
+    }
 }
 
+/// Sets the count of body runs the round waits for; before its first job.
+fn expect_done(target: u64) {
+    TARGET.store(target, Ordering::Relaxed);
+}
+
+/// Waits for the count set by [`expect_done`]. Woken by the job that
+/// reaches it (a 200 µs sleep loop would round up to tokio's 1 ms timer
+/// and add up to a millisecond to rounds of a few milliseconds).
 async fn wait_done(target: u64) {
     while DONE.load(Ordering::Relaxed) < target {
-        tokio::time::sleep(Duration::from_micros(200)).await;
+        let _ = tokio::time::timeout(Duration::from_millis(50), REACHED.notified()).await;
     }
 }
 
@@ -60,6 +76,7 @@ fn per_second(jobs: u64, took: Duration) -> f64 {
 async fn backlog(store: Arc<dyn JobStore>, batch: bool, count: u64, rates: &mut Rates) {
     let jobs = Jobs::new(store);
     let base = DONE.load(Ordering::Relaxed);
+    expect_done(base + count);
     let started = Instant::now();
     if batch {
         let all: Vec<u64> = (0..count).collect();
@@ -88,6 +105,7 @@ async fn arriving(store: Arc<dyn JobStore>, rates: &mut Rates) {
     let jobs = Jobs::new(store);
     workers(&jobs);
     let base = DONE.load(Ordering::Relaxed);
+    expect_done(base + JOBS);
     let started = Instant::now();
     for i in 0..JOBS {
         noop(i).on(&jobs).await.expect("enqueue");
@@ -173,6 +191,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // As in a service: the runtime started, the Prometheus recorder
+    // installed, so the job metrics are recorded as they would be there.
+    let config = perf_runtime::PerfConfig::builder()
+        .enable_monitoring(false)
+        .build()
+        .expect("valid config");
+    let _perf = runtime.block_on(perf_runtime::init(config)).expect("init");
     runtime.block_on(async {
         let mut spawn = Rates::default();
         let mut mpsc = Rates::default();

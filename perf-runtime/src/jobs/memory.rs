@@ -183,6 +183,14 @@ impl State {
             .filter(|entry| entry.lease.is_some_and(|(token, _)| token == lease.token))
     }
 
+    fn complete(&mut self, lease: &Lease, now: SystemTime) -> Fenced {
+        if self.leased(lease).is_none() {
+            return Fenced::Stale;
+        }
+        self.finish(lease.id, JobState::Completed, None, now);
+        Fenced::Accepted
+    }
+
     fn finish(&mut self, id: JobId, state: JobState, error: Option<String>, now: SystemTime) {
         self.running.remove(&id);
         let Some(entry) = self.jobs.get_mut(&id) else {
@@ -336,12 +344,16 @@ impl JobStore for MemoryStore {
     }
 
     async fn complete(&self, lease: &Lease) -> Result<Fenced, StoreError> {
+        Ok(self.lock().complete(lease, SystemTime::now()))
+    }
+
+    async fn complete_many(&self, leases: &[Lease]) -> Result<Vec<Fenced>, StoreError> {
+        let now = SystemTime::now();
         let mut state = self.lock();
-        if state.leased(lease).is_none() {
-            return Ok(Fenced::Stale);
-        }
-        state.finish(lease.id, JobState::Completed, None, SystemTime::now());
-        Ok(Fenced::Accepted)
+        Ok(leases
+            .iter()
+            .map(|lease| state.complete(lease, now))
+            .collect())
     }
 
     async fn fail(

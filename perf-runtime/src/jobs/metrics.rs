@@ -2,8 +2,8 @@
 //! bounded), priority levels (named levels, `other` for the rest) and
 //! outcomes.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use metrics::{Counter, Histogram, Label};
@@ -47,16 +47,29 @@ pub(super) fn describe() {
     });
 }
 
-/// Label sets seen so far and their handles: a job's series are looked up
-/// in the registry once, not per job (a registry look-up with owned labels
-/// costs about a microsecond; a job's own work here is a few).
+/// Label sets seen so far and their handles, per thread: a job's series
+/// are looked up in the registry once per thread, not per job (a registry
+/// look-up with owned labels costs about a microsecond; a job's own work
+/// here is less). Per thread rather than one map behind a lock: every
+/// worker thread records several series per job, and a shared lock was
+/// the most contended one of the job path. Keyed by the queue's hash, the
+/// queue kept to tell the (rare) collisions apart.
 #[derive(Default)]
 struct Handles {
-    counters: HashMap<(&'static str, String, &'static str, &'static str), Counter>,
-    histograms: HashMap<(&'static str, String), Histogram>,
+    counters: HashMap<CounterKey, (Box<str>, Counter)>,
+    histograms: HashMap<(&'static str, u64), (Box<str>, Histogram)>,
 }
 
-static HANDLES: LazyLock<Mutex<Handles>> = LazyLock::new(Mutex::default);
+/// A counter's name, queue hash, priority label and outcome.
+type CounterKey = (&'static str, u64, &'static str, &'static str);
+
+thread_local! {
+    static HANDLES: RefCell<Handles> = RefCell::default();
+}
+
+fn queue_hash(queue: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(queue.as_bytes())
+}
 
 fn counter(name: &'static str, queue: &str, priority: Priority, outcome: &'static str) -> Counter {
     let make = || {
@@ -74,16 +87,20 @@ fn counter(name: &'static str, queue: &str, priority: Priority, outcome: &'stati
     if !crate::monitor::recorder::settled() {
         return make();
     }
-    let mut handles = HANDLES.lock().unwrap_or_else(PoisonError::into_inner);
-    let key = (name, queue.to_owned(), priority.label(), outcome);
-    if let Some(counter) = handles.counters.get(&key) {
-        return counter.clone();
-    }
-    let counter = make();
-    if handles.counters.len() < MAX_SERIES {
-        handles.counters.insert(key, counter.clone());
-    }
-    counter
+    let key = (name, queue_hash(queue), priority.label(), outcome);
+    HANDLES.with_borrow_mut(|handles| match handles.counters.get(&key) {
+        Some((known, counter)) if **known == *queue => counter.clone(),
+        Some(_) => make(),
+        None => {
+            let counter = make();
+            if handles.counters.len() < MAX_SERIES {
+                handles
+                    .counters
+                    .insert(key, (queue.into(), counter.clone()));
+            }
+            counter
+        }
+    })
 }
 
 fn histogram(name: &'static str, queue: &str) -> Histogram {
@@ -91,20 +108,24 @@ fn histogram(name: &'static str, queue: &str) -> Histogram {
     if !crate::monitor::recorder::settled() {
         return make();
     }
-    let mut handles = HANDLES.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(histogram) = handles.histograms.get(&(name, queue.to_owned())) {
-        return histogram.clone();
-    }
-    let histogram = make();
-    if handles.histograms.len() < MAX_SERIES {
-        handles
-            .histograms
-            .insert((name, queue.to_owned()), histogram.clone());
-    }
-    histogram
+    let key = (name, queue_hash(queue));
+    HANDLES.with_borrow_mut(|handles| match handles.histograms.get(&key) {
+        Some((known, histogram)) if **known == *queue => histogram.clone(),
+        Some(_) => make(),
+        None => {
+            let histogram = make();
+            if handles.histograms.len() < MAX_SERIES {
+                handles
+                    .histograms
+                    .insert(key, (queue.into(), histogram.clone()));
+            }
+            histogram
+        }
+    })
 }
 
-/// Handles kept at most (queues are named in code, so this is never near).
+/// Handles kept at most per thread (queues are named in code, so this is
+/// never near).
 const MAX_SERIES: usize = 4096;
 
 pub(super) fn enqueued(queue: &str, priority: Priority, count: u64) {

@@ -148,6 +148,23 @@ pub trait JobStore: Send + Sync + 'static {
     /// Marks the job done and drops its payload.
     async fn complete(&self, lease: &Lease) -> Result<Fenced, StoreError>;
 
+    /// Marks every job of `leases` done, each fenced as by
+    /// [`complete`](Self::complete), in one step (one lock, one round
+    /// trip) where the store can; the answers in the order of `leases`.
+    /// Workers report the jobs that ended while the previous report was
+    /// on its way through here.
+    ///
+    /// # Errors
+    /// The store's error: then some of the jobs may have been marked done
+    /// and the others run again when their leases run out.
+    async fn complete_many(&self, leases: &[Lease]) -> Result<Vec<Fenced>, StoreError> {
+        let mut fenced = Vec::with_capacity(leases.len());
+        for lease in leases {
+            fenced.push(self.complete(lease).await?);
+        }
+        Ok(fenced)
+    }
+
     /// Records a failed attempt: scheduled again at `retry_at` if attempts
     /// remain and `retry_at` is given, dead otherwise.
     async fn fail(

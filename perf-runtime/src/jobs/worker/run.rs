@@ -1,0 +1,119 @@
+//! The runners: long-lived tasks, one per slot the pool may have, each
+//! taking the next job handed out, running its body under its timeout with
+//! panics caught, and passing what ended to the reporter.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::FutureExt;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+use super::super::metrics;
+use super::super::model::{Backoff, Claimed, JobRecord, Lease, NewJob, Priority};
+use super::super::registry::{self, JobOutcome};
+use super::Shared;
+
+/// A job handed to the runners with the slot it holds.
+pub(super) struct Handed {
+    pub(super) job: Claimed,
+    pub(super) permit: OwnedSemaphorePermit,
+}
+
+/// The runners' shared end of the hand-out channel.
+pub(super) type Dispatch = Arc<tokio::sync::Mutex<mpsc::Receiver<Handed>>>;
+
+/// An attempt that ended, for the reporter to record.
+pub(super) struct Ended {
+    pub(super) lease: Lease,
+    pub(super) queue: String,
+    pub(super) priority: Priority,
+    /// Attempts so far, this one included.
+    pub(super) attempts: u32,
+    pub(super) backoff: Backoff,
+    pub(super) outcome: JobOutcome,
+    pub(super) ran: Duration,
+}
+
+/// Runner `index`: runs jobs until the hand-out channel is closed and
+/// empty. Its slot is freed as soon as the body ends; the outcome reaches
+/// the store through the reporter.
+pub(super) async fn runner(
+    shared: Arc<Shared>,
+    index: usize,
+    dispatch: Dispatch,
+    report: mpsc::UnboundedSender<Ended>,
+) {
+    loop {
+        let next = dispatch.lock().await.recv().await;
+        let Some(Handed { job, permit }) = next else {
+            return;
+        };
+        shared.set_running(index, Some(job.lease.clone()));
+        let ended = run(job).await;
+        shared.set_running(index, None);
+        drop(permit);
+        if report.send(ended).is_err() {
+            return;
+        }
+    }
+}
+
+async fn run(job: Claimed) -> Ended {
+    let Claimed { record, lease } = job;
+    let JobRecord {
+        job:
+            NewJob {
+                name,
+                queue,
+                priority,
+                payload,
+                run_at,
+                backoff,
+                timeout,
+                ..
+            },
+        attempts,
+        ..
+    } = record;
+    let waited = SystemTime::now().duration_since(run_at).unwrap_or_default();
+    metrics::started(&queue, priority, waited);
+    let started = tokio::time::Instant::now();
+    let outcome = match registry::handler(&name) {
+        Some(handler) => {
+            let body = AssertUnwindSafe((handler.run)(&payload)).catch_unwind();
+            match tokio::time::timeout(timeout, body).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(panic)) => {
+                    JobOutcome::Failed(format!("panicked: {}", panic_message(&*panic)))
+                }
+                Err(_) => JobOutcome::Failed(format!("timed out after {timeout:?}")),
+            }
+        }
+        None => {
+            let reason = format!(
+                "no #[async_job] named `{name}` in this binary (it knows: {})",
+                registry::names().join(", ")
+            );
+            tracing::warn!(job = %lease.id, reason, "job moved to the dead-letter queue");
+            JobOutcome::Malformed(reason)
+        }
+    };
+    Ended {
+        lease,
+        queue,
+        priority,
+        attempts,
+        backoff,
+        outcome,
+        ran: started.elapsed(),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned())
+}
