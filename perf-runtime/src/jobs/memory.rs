@@ -30,24 +30,30 @@ pub struct MemoryStore {
     capacity: usize,
 }
 
+/// The store's maps are hashed on every enqueue, claim and completion:
+/// foldhash, not SipHash (the keys are our own ids and queue names, not
+/// an attacker's).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct State {
     next_id: u64,
     next_token: u64,
     /// Orders jobs made runnable at the same priority.
     next_ready_seq: u64,
-    jobs: HashMap<JobId, Entry>,
+    jobs: FastMap<JobId, Entry>,
     /// Runnable jobs per queue, highest priority then oldest first.
-    ready: HashMap<String, BTreeSet<(Reverse<Priority>, u64, JobId)>>,
+    ready: FastMap<String, BTreeSet<(Reverse<Priority>, u64, JobId)>>,
     scheduled: BTreeSet<(SystemTime, JobId)>,
-    running: HashSet<JobId>,
-    unique: HashMap<String, JobId>,
+    running: FastSet<JobId>,
+    unique: FastMap<String, JobId>,
     /// Dead jobs in the order they died.
     dead: BTreeSet<(u64, JobId)>,
     next_dead_seq: u64,
     /// Completed jobs, oldest first, kept for status queries.
     finished: VecDeque<JobId>,
-    paused: HashSet<String>,
+    paused: FastSet<String>,
     /// The latest run stored per recurring schedule.
     recurring: HashMap<String, SystemTime>,
 }
@@ -341,6 +347,10 @@ impl JobStore for MemoryStore {
             }
             None => Fenced::Stale,
         })
+    }
+
+    fn completes_in_process(&self) -> bool {
+        true
     }
 
     async fn complete(&self, lease: &Lease) -> Result<Fenced, StoreError> {

@@ -56,8 +56,8 @@ pub(super) fn describe() {
 /// queue kept to tell the (rare) collisions apart.
 #[derive(Default)]
 struct Handles {
-    counters: HashMap<CounterKey, (Box<str>, Counter)>,
-    histograms: HashMap<(&'static str, u64), (Box<str>, Histogram)>,
+    counters: HashMap<CounterKey, (Box<str>, Counter), foldhash::fast::RandomState>,
+    histograms: HashMap<(&'static str, u64), (Box<str>, Histogram), foldhash::fast::RandomState>,
 }
 
 /// A counter's name, queue hash, priority label and outcome.

@@ -158,6 +158,15 @@ const COMPLETE: &str = concat!(
     " WHERE id = $1 AND token = $2 AND state = 'running'"
 );
 
+/// $1: ids, $2: their tokens. Returns the ids marked done.
+const COMPLETE_MANY: &str = concat!(
+    "UPDATE perf_jobs AS j SET state = 'completed', payload = '', token = NULL, ",
+    "lease_until = NULL, finished_at = ",
+    now_ms!(),
+    " FROM unnest($1::bigint[], $2::bigint[]) AS l(id, token) ",
+    "WHERE j.id = l.id AND j.token = l.token AND j.state = 'running' RETURNING j.id"
+);
+
 const FAIL: &str = concat!(
     "UPDATE perf_jobs SET last_error = $3, token = NULL, lease_until = NULL, ",
     "state = CASE WHEN $4::bigint IS NOT NULL AND attempts < max_attempts ",
@@ -535,6 +544,30 @@ impl JobStore for PostgresStore {
 
     async fn complete(&self, lease: &Lease) -> Result<Fenced, StoreError> {
         self.fenced(COMPLETE, lease_params(lease)).await
+    }
+
+    async fn complete_many(&self, leases: &[Lease]) -> Result<Vec<Fenced>, StoreError> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = leases.iter().map(|lease| lease.id.0 as i64).collect();
+        let tokens: Vec<i64> = leases.iter().map(|lease| lease.token as i64).collect();
+        let done: Vec<(i64,)> = self
+            .db
+            .fetch_all(COMPLETE_MANY, Params::new().bind(ids).bind(tokens))
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let done: std::collections::HashSet<i64> = done.into_iter().map(|(id,)| id).collect();
+        Ok(leases
+            .iter()
+            .map(|lease| {
+                if done.contains(&(lease.id.0 as i64)) {
+                    Fenced::Accepted
+                } else {
+                    Fenced::Stale
+                }
+            })
+            .collect())
     }
 
     async fn fail(

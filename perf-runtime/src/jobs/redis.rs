@@ -270,6 +270,26 @@ return 1
 "#
 );
 
+/// ARGV: id, token, id, token, … Returns per pair 0 (stale) or 1 (done).
+const COMPLETE_MANY: &str = concat!(
+    prelude!(),
+    r#"
+local answers = {}
+local now = now_ms()
+for i = 1, #ARGV, 2 do
+  local f = leased(ARGV[i], ARGV[i + 1])
+  if f then
+    unlease(ARGV[i], f[3])
+    finish(ARGV[i], f[3], 'completed', false, now)
+    answers[#answers + 1] = 1
+  else
+    answers[#answers + 1] = 0
+  end
+end
+return answers
+"#
+);
+
 /// ARGV: id, token, error, retry_at ms or empty. Returns 0 stale, 1 retry,
 /// 2 dead.
 const FAIL: &str = concat!(
@@ -765,6 +785,33 @@ impl JobStore for RedisStore {
 
     async fn complete(&self, lease: &Lease) -> Result<Fenced, StoreError> {
         self.fenced(COMPLETE, lease_args(lease)).await
+    }
+
+    async fn complete_many(&self, leases: &[Lease]) -> Result<Vec<Fenced>, StoreError> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let args = leases.iter().flat_map(lease_args).collect();
+        let reply = self.run(COMPLETE_MANY, args).await?;
+        let answers: Vec<Fenced> = reply
+            .into_array()
+            .iter()
+            .map(|answer| match answer.as_i64() {
+                Some(0) => Fenced::Stale,
+                _ => Fenced::Accepted,
+            })
+            .collect();
+        if answers.len() != leases.len() {
+            return Err(StoreError::Unavailable {
+                store: "redis",
+                message: format!(
+                    "the completion script answered {} of {} jobs",
+                    answers.len(),
+                    leases.len()
+                ),
+            });
+        }
+        Ok(answers)
     }
 
     async fn fail(

@@ -79,14 +79,15 @@ inventory::collect!(JobHandler);
 /// Every handler linked into the binary, by name, and the names two or
 /// more of them share.
 struct Registry {
-    handlers: HashMap<&'static str, &'static JobHandler>,
+    /// Looked up for every job run: foldhash, not SipHash.
+    handlers: HashMap<&'static str, &'static JobHandler, foldhash::fast::RandomState>,
     /// Sorted. Such a name has no handler: which body a stored job would
     /// run depends on link order, so it runs none (see [`check`]).
     shared: Vec<&'static str>,
 }
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
-    let mut handlers = HashMap::new();
+    let mut handlers = HashMap::default();
     let mut shared = Vec::new();
     for handler in inventory::iter::<JobHandler> {
         if handlers.insert(handler.spec.name, handler).is_some() {

@@ -148,6 +148,14 @@ pub trait JobStore: Send + Sync + 'static {
     /// Marks the job done and drops its payload.
     async fn complete(&self, lease: &Lease) -> Result<Fenced, StoreError>;
 
+    /// Whether a completion is a call within this process, with no round
+    /// trip worth batching: workers then record each success as it ends
+    /// instead of handing it to their reporter. False unless a store says
+    /// so.
+    fn completes_in_process(&self) -> bool {
+        false
+    }
+
     /// Marks every job of `leases` done, each fenced as by
     /// [`complete`](Self::complete), in one step (one lock, one round
     /// trip) where the store can; the answers in the order of `leases`.

@@ -16,6 +16,7 @@ pub async fn run_all(store: Arc<dyn JobStore>) {
     delayed_jobs_wait_for_their_time(&*store).await;
     an_expired_lease_is_rescued_and_the_old_token_is_fenced(&*store).await;
     heartbeats_keep_a_lease(&*store).await;
+    completions_in_one_call_are_fenced_each(&*store).await;
     a_job_that_keeps_losing_its_worker_dies(&*store).await;
     failures_retry_then_die_and_dead_letters_are_managed(&*store).await;
     unique_keys_hold_under_concurrent_enqueues(Arc::clone(&store)).await;
@@ -154,6 +155,45 @@ async fn an_expired_lease_is_rescued_and_the_old_token_is_fenced(store: &dyn Job
     let record = store.get(id).await.expect("get").expect("kept");
     assert_eq!(record.state, JobState::Completed);
     assert_eq!(record.rescues, 1);
+}
+
+async fn completions_in_one_call_are_fenced_each(store: &dyn JobStore) {
+    let queue = queue("complete_many");
+    for i in 0..3u8 {
+        store.enqueue(job(&queue, 10, &[i])).await.expect("enqueue");
+    }
+    let claimed = claim(store, &queue, 3, Duration::from_secs(30)).await;
+    assert_eq!(claimed.len(), 3);
+    // The middle one is handed back first: its lease is no longer current.
+    assert_eq!(
+        store.release(&claimed[1].lease).await.expect("release"),
+        Fenced::Accepted
+    );
+    let leases: Vec<_> = claimed.iter().map(|job| job.lease.clone()).collect();
+    assert_eq!(
+        store.complete_many(&leases).await.expect("complete_many"),
+        [Fenced::Accepted, Fenced::Stale, Fenced::Accepted],
+        "{}: one answer per lease, in order",
+        store.kind()
+    );
+    for (job, state) in claimed.iter().zip([
+        JobState::Completed,
+        JobState::Available,
+        JobState::Completed,
+    ]) {
+        let record = store.get(job.record.id).await.expect("get").expect("kept");
+        assert_eq!(record.state, state, "{}", store.kind());
+    }
+    assert_eq!(
+        store.complete_many(&leases[..1]).await.expect("again"),
+        [Fenced::Stale],
+        "{}: a job is completed once",
+        store.kind()
+    );
+    assert!(store.complete_many(&[]).await.expect("none").is_empty());
+    let again = claim(store, &queue, 3, Duration::from_secs(30)).await;
+    assert_eq!(again.len(), 1, "the handed-back job runs again");
+    store.complete(&again[0].lease).await.expect("complete");
 }
 
 async fn heartbeats_keep_a_lease(store: &dyn JobStore) {

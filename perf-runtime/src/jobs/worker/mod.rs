@@ -3,9 +3,10 @@
 //! One task claims jobs while the pool has free slots (`feed.rs`) and hands
 //! each, with its slot, to one of a fixed set of runner tasks (`run.rs`),
 //! which runs the body under its timeout with panics caught. Runners pass
-//! what ended to one reporter task (`report.rs`), which records the
-//! outcomes in the store: the completions that piled up while its previous
-//! report was on its way go in one call. Long-lived runners and batched
+//! what ended, with its slot, to one reporter task (`report.rs`), which
+//! records the outcomes in the store (the completions that piled up while
+//! its previous report was on its way go in one call) and then frees the
+//! slots. Long-lived runners and batched
 //! reports keep the per-job cost of the pool near that of a channel and a
 //! few tasks; a task per job and a store call per completion cost several
 //! times more. Beside them, one loop extends the leases of running jobs and
@@ -60,7 +61,7 @@ struct Shared {
     /// The lease of the job each runner runs now, by runner.
     running: Box<[Mutex<Option<Lease>>]>,
     /// Claimed by this pool, not yet handed to a runner.
-    prefetched: Mutex<HashMap<JobId, Lease>>,
+    prefetched: Mutex<HashMap<JobId, Lease, foldhash::fast::RandomState>>,
 }
 
 impl std::fmt::Debug for WorkerPool {
@@ -95,7 +96,7 @@ impl WorkerPool {
             config,
             worker: WorkerId::fresh(),
             running: (0..ceiling).map(|_| Mutex::new(None)).collect(),
-            prefetched: Mutex::new(HashMap::new()),
+            prefetched: Mutex::new(HashMap::default()),
         });
         let (stop, stopped) = watch::channel(false);
         // Every job in the channel holds a slot, so it never holds more
@@ -152,7 +153,8 @@ impl WorkerPool {
         &self.shared.worker
     }
 
-    /// Jobs running now (or handed to a runner about to run them).
+    /// Jobs in flight: handed to a runner, running, or ended with the
+    /// outcome on its way to the store.
     pub fn busy(&self) -> usize {
         self.shared.slots.busy()
     }

@@ -2,7 +2,8 @@
 //! that piled up while the previous report was on its way go in one
 //! [`complete_many`](JobStore::complete_many) call (one lock, one round
 //! trip); failures, snoozes and dead letters, rarer and each with its own
-//! data, go one call each, side by side.
+//! data, go one call each, side by side. Each job's slot is freed once its
+//! outcome is recorded.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -26,7 +27,8 @@ pub(super) async fn reporter(store: Arc<dyn JobStore>, mut ended: mpsc::Unbounde
     }
 }
 
-async fn record(store: &dyn JobStore, batch: &mut Vec<Ended>) {
+/// Records the outcomes of `batch` (emptied), then frees their slots.
+pub(super) async fn record(store: &dyn JobStore, batch: &mut Vec<Ended>) {
     let (done, other): (Vec<Ended>, Vec<Ended>) = batch
         .drain(..)
         .partition(|ended| ended.outcome == JobOutcome::Done);

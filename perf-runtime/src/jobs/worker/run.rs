@@ -33,11 +33,14 @@ pub(super) struct Ended {
     pub(super) backoff: Backoff,
     pub(super) outcome: JobOutcome,
     pub(super) ran: Duration,
+    /// The job's slot, freed once the outcome is in the store: a job whose
+    /// body ran is in flight until then (a crash now runs it again), and
+    /// the pool never has more jobs in flight than slots.
+    pub(super) _slot: OwnedSemaphorePermit,
 }
 
 /// Runner `index`: runs jobs until the hand-out channel is closed and
-/// empty. Its slot is freed as soon as the body ends; the outcome reaches
-/// the store through the reporter.
+/// empty. The outcome, with the job's slot, goes to the reporter.
 pub(super) async fn runner(
     shared: Arc<Shared>,
     index: usize,
@@ -50,16 +53,20 @@ pub(super) async fn runner(
             return;
         };
         shared.set_running(index, Some(job.lease.clone()));
-        let ended = run(job).await;
+        let ended = run(job, permit).await;
         shared.set_running(index, None);
-        drop(permit);
+        if ended.outcome == JobOutcome::Done && shared.store.completes_in_process() {
+            // Nothing to batch: record it here, without the reporter's hop.
+            super::report::record(&*shared.store, &mut vec![ended]).await;
+            continue;
+        }
         if report.send(ended).is_err() {
             return;
         }
     }
 }
 
-async fn run(job: Claimed) -> Ended {
+async fn run(job: Claimed, slot: OwnedSemaphorePermit) -> Ended {
     let Claimed { record, lease } = job;
     let JobRecord {
         job:
@@ -107,6 +114,7 @@ async fn run(job: Claimed) -> Ended {
         backoff,
         outcome,
         ran: started.elapsed(),
+        _slot: slot,
     }
 }
 
