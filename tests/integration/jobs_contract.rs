@@ -59,6 +59,95 @@ async fn the_postgres_store_keeps_the_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_store_deletes_completed_jobs_after_a_day() {
+    use perf_runtime::db::Params;
+    use perf_runtime::jobs::{JobState, PostgresStore};
+    let Some(url) = support::service_url("DATABASE_URL") else {
+        return;
+    };
+    let config = perf_runtime::PerfConfig::builder()
+        .database_url(&url)
+        .enable_monitoring(false)
+        .build()
+        .expect("valid config");
+    let (perf, db) = support::pg_pool::start_pool(config).await;
+    let store = PostgresStore::connect(db.clone()).await.expect("schema");
+    let queue = format!("retention_{}", support::run_id());
+    for i in 0..4u8 {
+        let job = NewJob {
+            name: "retention".to_owned(),
+            queue: queue.clone(),
+            priority: Priority::NORMAL,
+            payload: vec![i],
+            run_at: SystemTime::now(),
+            max_attempts: 1,
+            backoff: Backoff::Fixed(Duration::from_millis(10)),
+            timeout: Duration::from_secs(30),
+            unique_key: None,
+        };
+        store.enqueue(job).await.expect("enqueue");
+    }
+    let claimed = store
+        .claim(
+            &WorkerId::fresh(),
+            std::slice::from_ref(&queue),
+            4,
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 4);
+    let leases: Vec<_> = claimed.iter().map(|job| job.lease.clone()).collect();
+    store.complete_many(&leases[..3]).await.expect("complete");
+    store
+        .bury(&leases[3], "kept until purged")
+        .await
+        .expect("bury");
+    let ids: Vec<i64> = claimed.iter().map(|job| job.record.id.0 as i64).collect();
+    // Finished 25 h ago (the first), 13 h ago (the second), just now (the
+    // third); dead 25 h ago (the fourth).
+    let hour: i64 = 3_600_000;
+    for (id, hours) in [(ids[0], 25), (ids[1], 13), (ids[3], 25)] {
+        db.execute(
+            "UPDATE perf_jobs SET finished_at = finished_at - $2 WHERE id = $1",
+            Params::new().bind(id).bind(hours * hour),
+        )
+        .await
+        .expect("age the row");
+    }
+    // What the sweep runs once a minute (not called here through
+    // `rescue_expired`: that would take back the expired leases other
+    // tests on this database are about to take back themselves).
+    assert!(
+        store
+            .purge_completed(PostgresStore::COMPLETED_KEPT)
+            .await
+            .expect("purge")
+            >= 1
+    );
+    let state = |i: usize| {
+        let store = &store;
+        let id = claimed[i].record.id;
+        async move { store.get(id).await.expect("get").map(|r| r.state) }
+    };
+    assert_eq!(state(0).await, None, "completed a day ago: deleted");
+    assert_eq!(state(1).await, Some(JobState::Completed));
+    assert_eq!(state(2).await, Some(JobState::Completed));
+    assert_eq!(state(3).await, Some(JobState::Dead), "dead jobs stay");
+    // Another retention, asked for.
+    assert!(
+        store
+            .purge_completed(Duration::from_secs(12 * 3600))
+            .await
+            .expect("purge")
+            >= 1
+    );
+    assert_eq!(state(1).await, None);
+    assert_eq!(state(2).await, Some(JobState::Completed));
+    perf.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_store_keeps_the_contract_through_pgbouncer() {
     let Some((perf, store)) = postgres_store("PGBOUNCER_URL", true).await else {
         return;

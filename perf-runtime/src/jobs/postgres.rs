@@ -14,6 +14,12 @@
 //! - Enqueues `NOTIFY perf_jobs`; idle workers `LISTEN` and wake at once
 //!   (directly connected; behind PgBouncer's transaction pooling LISTEN does
 //!   not work, and workers fall back to polling every `idle_poll`).
+//! - Completed jobs are kept for [`PostgresStore::COMPLETED_KEPT`]
+//!   (status queries, `JobHandle::wait`), then deleted by the sweep, at
+//!   most once a [`PostgresStore::PURGE_EVERY`] per process and in bounded
+//!   batches, as the Redis store lets them expire: the table holds a day of
+//!   work, not all of it ever. Dead jobs stay until purged through the
+//!   dead-letter API.
 //! - The schema is created on start (`CREATE … IF NOT EXISTS` under an
 //!   advisory lock, so processes starting together do not race).
 
@@ -62,6 +68,8 @@ CREATE INDEX IF NOT EXISTS perf_jobs_leases
     ON perf_jobs (lease_until) WHERE state = 'running';
 CREATE INDEX IF NOT EXISTS perf_jobs_dead
     ON perf_jobs (finished_at, id) WHERE state = 'dead';
+CREATE INDEX IF NOT EXISTS perf_jobs_completed
+    ON perf_jobs (finished_at) WHERE state = 'completed';
 CREATE UNIQUE INDEX IF NOT EXISTS perf_jobs_unique_pending
     ON perf_jobs (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available', 'running');
 CREATE TABLE IF NOT EXISTS perf_job_queues (
@@ -196,6 +204,20 @@ const BURY: &str = concat!(
     " WHERE id = $1 AND token = $2 AND state = 'running'"
 );
 
+/// Rows deleted per statement, and statements per purge at most: a purge
+/// never holds locks on more than this many rows at once, and keeps up with
+/// 5,000 × 20 completions a minute per process.
+const PURGE_BATCH: i64 = 5_000;
+const PURGE_ROUNDS: usize = 20;
+
+/// $1: age in ms, $2: most rows.
+const PURGE_COMPLETED: &str = concat!(
+    "DELETE FROM perf_jobs WHERE id IN (SELECT id FROM perf_jobs ",
+    "WHERE state = 'completed' AND finished_at < ",
+    now_ms!(),
+    " - $1 ORDER BY finished_at LIMIT $2)"
+);
+
 const RESCUE: &str = concat!(
     "UPDATE perf_jobs SET rescues = rescues + 1, token = NULL, lease_until = NULL, ",
     "state = CASE WHEN rescues + 1 > $1 THEN 'dead' ELSE 'available' END, ",
@@ -250,6 +272,8 @@ const DEPTHS: &str = concat!(
 pub struct PostgresStore {
     db: Db,
     listener: Mutex<Option<PgListener>>,
+    /// When this process last deleted expired completed rows.
+    last_purge: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -261,6 +285,11 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
+    /// How long a completed job's row is kept.
+    pub const COMPLETED_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
+    /// How often a process's sweep deletes expired completed rows.
+    pub const PURGE_EVERY: Duration = Duration::from_secs(60);
+
     /// The store on `db`, its schema created if missing.
     ///
     /// # Errors
@@ -286,7 +315,55 @@ impl PostgresStore {
         Ok(PostgresStore {
             db,
             listener: Mutex::new(listener),
+            last_purge: Mutex::new(None),
         })
+    }
+
+    /// Deletes completed jobs that finished more than `older_than` ago, in
+    /// batches, the oldest first; returns how many. The sweep of a running
+    /// worker pool does this with [`Self::COMPLETED_KEPT`] once a
+    /// [`Self::PURGE_EVERY`]; call it for another retention.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] with the server's refusal (rows deleted
+    /// by earlier batches stay deleted).
+    pub async fn purge_completed(&self, older_than: Duration) -> Result<u64, StoreError> {
+        let age = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let mut deleted = 0;
+        for _ in 0..PURGE_ROUNDS {
+            let batch = self
+                .db
+                .execute(PURGE_COMPLETED, Params::new().bind(age).bind(PURGE_BATCH))
+                .await
+                .map_err(|e| unavailable(&e))?;
+            deleted += batch;
+            if batch < PURGE_BATCH as u64 {
+                break;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// [`purge_completed`](Self::purge_completed) with
+    /// [`Self::COMPLETED_KEPT`], if this process has not done it within
+    /// [`Self::PURGE_EVERY`]. Failures
+    /// are logged: the next sweep tries again.
+    async fn purge_now_and_then(&self) {
+        {
+            let mut last = self.last_purge.lock().await;
+            if last.is_some_and(|at| at.elapsed() < Self::PURGE_EVERY) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        match self.purge_completed(Self::COMPLETED_KEPT).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::debug!(deleted, "deleted completed jobs older than a day"),
+            Err(error) => {
+                tracing::warn!(%error, "deleting old completed jobs failed; the next sweep tries again")
+            }
+        }
     }
 
     /// Stores `job` inside the caller's transaction: the job exists only if
@@ -615,6 +692,7 @@ impl JobStore for PostgresStore {
             .await
             .map_err(|e| unavailable(&e))?;
         let buried = states.iter().filter(|(state,)| state == "dead").count() as u64;
+        self.purge_now_and_then().await;
         Ok((states.len() as u64 - buried, buried))
     }
 
