@@ -39,11 +39,18 @@ async fn postgres_store(
     Some((perf, Arc::new(store)))
 }
 
+/// Held by each run of the contract suite on PostgreSQL: the runs share one
+/// table, and a sweep takes back every expired lease in it, so a run's
+/// sweep (with its own `max_rescues`) would take back the leases another
+/// run is timing.
+static ONE_POSTGRES_SUITE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_store_keeps_the_contract() {
     let Some((perf, store)) = postgres_store("DATABASE_URL", false).await else {
         return;
     };
+    let _alone = ONE_POSTGRES_SUITE_AT_A_TIME.lock().await;
     support::job_contract::run_all(Arc::clone(&store)).await;
     // Each scheduler with a pool of its own, as in another process.
     let (other, second) = postgres_store("DATABASE_URL", false)
@@ -152,6 +159,7 @@ async fn the_postgres_store_keeps_the_contract_through_pgbouncer() {
     let Some((perf, store)) = postgres_store("PGBOUNCER_URL", true).await else {
         return;
     };
+    let _alone = ONE_POSTGRES_SUITE_AT_A_TIME.lock().await;
     support::job_contract::run_all(store).await;
     perf.shutdown().await;
 }

@@ -122,7 +122,7 @@ end
 macro_rules! enqueue_fn {
     () => {
         r#"
-local function enqueue(a, now)
+local function enqueue(a, now, id, seq, known_queues)
   local queue, priority, run_at = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   -- Due on the client's clock: runnable now on the server's, whose clock
   -- may be a little behind (see `job_arguments`).
@@ -134,22 +134,31 @@ local function enqueue(a, now)
     if pending and redis.call('EXISTS', job_key(pending)) == 0 then pending = false end
   end
   if pending then return tonumber(pending), 1 end
-  local id = num(redis.call('INCR', P .. 'seq:id'))
+  id = num(id)
   local key = job_key(id)
   redis.call('HSET', key, 'id', id, 'queue', queue, 'priority', priority,
     'run_at', num(run_at), 'max_attempts', ARGV[a + 4], 'job', ARGV[a + 7],
-    'payload', ARGV[a + 8], 'attempts', '0', 'rescues', '0', 'enqueued_at', num(now))
+    'payload', ARGV[a + 8], 'attempts', '0', 'rescues', '0', 'enqueued_at', num(now),
+    'state', due and 'available' or 'scheduled')
   if has_unique then
     redis.call('HSET', key, 'unique_key', unique)
     redis.call('HSET', P .. 'unique', unique, id)
   end
-  redis.call('SADD', P .. 'queues', queue)
+  if not known_queues[queue] then
+    redis.call('SADD', P .. 'queues', queue)
+    known_queues[queue] = true
+  end
   if due then
-    make_ready(id, queue, tonumber(priority))
+    -- As make_ready, with the sequence number drawn for the whole call.
+    redis.call('ZADD', P .. 'ready:' .. queue, num(-tonumber(priority) * 137438953472 + seq), id)
   else
     schedule(id, queue, tonumber(priority), run_at, now)
   end
   return tonumber(id), 0
+end
+-- Draws `n` consecutive numbers from the counter `name`: the first of them.
+local function draw(name, n)
+  return redis.call('INCRBY', P .. name, n) - n + 1
 end
 "#
     };
@@ -163,8 +172,13 @@ const ENQUEUE: &str = concat!(
     r#"
 local now = now_ms()
 local out = {}
-for a = 0, #ARGV - 1, 9 do
-  local id, duplicate = enqueue(a, now)
+-- Ids and FIFO sequence numbers for every job in two calls, not two per
+-- job (a job that turns out to be a duplicate leaves a gap, harmlessly).
+local n = #ARGV / 9
+local first_id, first_seq = draw('seq:id', n), draw('seq:ready', n)
+local known_queues = {}
+for i = 0, n - 1 do
+  local id, duplicate = enqueue(i * 9, now, first_id + i, first_seq + i, known_queues)
   out[#out + 1] = id
   out[#out + 1] = duplicate
 end
@@ -183,7 +197,7 @@ local fire = tonumber(ARGV[2])
 local last = tonumber(redis.call('HGET', P .. 'recurring', ARGV[1]) or '-1')
 if last >= fire then return {} end
 redis.call('HSET', P .. 'recurring', ARGV[1], ARGV[2])
-local id, duplicate = enqueue(2, now_ms())
+local id, duplicate = enqueue(2, now_ms(), draw('seq:id', 1), draw('seq:ready', 1), {})
 return {id, duplicate}
 "#
 );
