@@ -5,7 +5,7 @@
 //! streams stored or processed in chunks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use perf_runtime::async_job;
@@ -84,6 +84,37 @@ async fn scaled(millis: u64) {
     SCALED_PEAK.fetch_max(now, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(millis)).await;
     SCALED_RUNNING.fetch_sub(1, Ordering::SeqCst);
+}
+
+static STALL_RUNS: AtomicU32 = AtomicU32::new(0);
+/// Set by the first run of `stalls` just before it blocks its thread.
+static STALLING: AtomicBool = AtomicBool::new(false);
+/// Set when the first run's body is dropped before it finished.
+static STALL_STOPPED: AtomicBool = AtomicBool::new(false);
+/// Set if the first run's body ever finished.
+static STALL_FINISHED: AtomicBool = AtomicBool::new(false);
+
+/// The first run blocks its thread past its lease (as a process frozen by
+/// a pause would), then would go on for 20 s, well within its timeout (so
+/// only the lost lease can stop it early); later runs end at once.
+#[async_job(queue = "it_stall", max_retries = 3, timeout = "60s")]
+async fn stalls() {
+    if STALL_RUNS.fetch_add(1, Ordering::SeqCst) > 0 {
+        return;
+    }
+    struct Stopped;
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            if !STALL_FINISHED.load(Ordering::SeqCst) {
+                STALL_STOPPED.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+    let _stopped = Stopped;
+    STALLING.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(1_800));
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    STALL_FINISHED.store(true, Ordering::SeqCst);
 }
 
 fn jobs_with_workers(queues: &[&str], concurrency: usize) -> Jobs {
@@ -303,6 +334,53 @@ async fn shutdown_hands_unfinished_jobs_back_unrun() {
     let record = handle.status().await.expect("status").expect("kept");
     assert_eq!(record.state, JobState::Available, "handed back");
     assert_eq!(record.attempts, 0, "the interrupted attempt is not counted");
+}
+
+/// The pool's runtime is frozen past a running job's lease (one thread,
+/// blocked by the job), and meanwhile another party takes the job back.
+/// When the runtime runs again, the heartbeat finds the lease taken over
+/// and the body is stopped there, instead of running on beside the new
+/// attempt.
+#[tokio::test]
+async fn a_body_whose_lease_was_taken_over_is_stopped() {
+    let store = Arc::new(MemoryStore::new());
+    let jobs = Jobs::new(Arc::clone(&store) as Arc<dyn perf_runtime::jobs::JobStore>);
+    let mut config = WorkerConfig::default();
+    config.concurrency = 1;
+    config.queues = vec!["it_stall".to_owned()];
+    config.lease = Duration::from_secs(1);
+    config.heartbeat = Duration::from_millis(300);
+    // The pool's own sweep stays out of the way: the other party takes the
+    // job back.
+    config.sweep = Duration::from_secs(600);
+    jobs.start_workers(config).expect("worker config");
+    // The other party: a thread with a runtime of its own, which takes the
+    // job back once its lease has run out while the pool is frozen.
+    let other = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            while !STALLING.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(1_300));
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime")
+                .block_on(perf_runtime::jobs::JobStore::rescue_expired(&*store, 3))
+                .expect("rescue")
+        })
+    };
+    let handle = stalls().on(&jobs).await.expect("stored");
+    let record = handle.wait().await.expect("completes");
+    assert_eq!(other.join().expect("other party").0, 1, "taken back once");
+    assert_eq!(record.state, JobState::Completed);
+    assert_eq!(record.attempts, 2, "the second attempt completed it");
+    assert!(
+        STALL_STOPPED.load(Ordering::SeqCst),
+        "the first body was stopped when its lease was found taken over"
+    );
+    assert!(!STALL_FINISHED.load(Ordering::SeqCst));
+    jobs.stop_workers(Duration::from_secs(1)).await;
 }
 
 #[tokio::test]

@@ -58,10 +58,20 @@ struct Shared {
     config: WorkerConfig,
     worker: WorkerId,
     slots: Arc<Slots>,
-    /// The lease of the job each runner runs now, by runner.
-    running: Box<[Mutex<Option<Lease>>]>,
+    /// What each runner runs now, by runner.
+    running: Box<[Running]>,
     /// Claimed by this pool, not yet handed to a runner.
     prefetched: Mutex<HashMap<JobId, Lease, foldhash::fast::RandomState>>,
+}
+
+/// A runner's job, as the rest of the pool sees it.
+#[derive(Default)]
+struct Running {
+    /// The lease of the job it runs now.
+    lease: Mutex<Option<Lease>>,
+    /// Signalled when that lease was found taken over: the body stops (its
+    /// outcome would be refused, and another worker runs it now).
+    lost: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for WorkerPool {
@@ -95,7 +105,7 @@ impl WorkerPool {
             slots: Arc::new(Slots::new(floor, ceiling)),
             config,
             worker: WorkerId::fresh(),
-            running: (0..ceiling).map(|_| Mutex::new(None)).collect(),
+            running: (0..ceiling).map(|_| Running::default()).collect(),
             prefetched: Mutex::new(HashMap::default()),
         });
         let (stop, stopped) = watch::channel(false);
@@ -207,7 +217,13 @@ impl WorkerPool {
             .shared
             .running
             .iter()
-            .filter_map(|slot| slot.lock().unwrap_or_else(PoisonError::into_inner).take())
+            .filter_map(|running| {
+                running
+                    .lease
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take()
+            })
             .collect();
         {
             let mut dispatch = self.dispatch.lock().await;
@@ -255,8 +271,27 @@ impl Shared {
     /// Records what runner `index` runs (`None`: nothing).
     fn set_running(&self, index: usize, lease: Option<Lease>) {
         *self.running[index]
+            .lease
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = lease;
+    }
+
+    /// Stops the body of the job whose lease is `lost`, if a runner still
+    /// runs it. (A runner that is between jobs misses the signal, which is
+    /// then about nothing; a runner about to wait for it is told again at
+    /// the next heartbeat.)
+    fn lease_lost(&self, lost: &Lease) {
+        for running in &*self.running {
+            let current = running
+                .lease
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .is_some_and(|lease| lease == lost);
+            if current {
+                running.lost.notify_waiters();
+            }
+        }
     }
 
     /// The leases this pool must keep alive: running and claimed ahead.
@@ -264,7 +299,13 @@ impl Shared {
         let mut leases: Vec<Lease> = self
             .running
             .iter()
-            .filter_map(|slot| slot.lock().unwrap_or_else(PoisonError::into_inner).clone())
+            .filter_map(|running| {
+                running
+                    .lease
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+            })
             .collect();
         leases.extend(
             self.prefetched

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
 
 use super::super::metrics;
 use super::super::model::{Backoff, Claimed, JobRecord, Lease, NewJob, Priority};
@@ -53,7 +53,7 @@ pub(super) async fn runner(
             return;
         };
         shared.set_running(index, Some(job.lease.clone()));
-        let ended = run(job, permit).await;
+        let ended = run(job, permit, &shared.running[index].lost).await;
         shared.set_running(index, None);
         if ended.outcome == JobOutcome::Done && shared.store.completes_in_process() {
             // Nothing to batch: record it here, without the reporter's hop.
@@ -66,7 +66,7 @@ pub(super) async fn runner(
     }
 }
 
-async fn run(job: Claimed, slot: OwnedSemaphorePermit) -> Ended {
+async fn run(job: Claimed, slot: OwnedSemaphorePermit, lost: &Notify) -> Ended {
     let Claimed { record, lease } = job;
     let JobRecord {
         job:
@@ -89,12 +89,17 @@ async fn run(job: Claimed, slot: OwnedSemaphorePermit) -> Ended {
     let outcome = match registry::handler(&name) {
         Some(handler) => {
             let body = AssertUnwindSafe((handler.run)(&payload)).catch_unwind();
-            match tokio::time::timeout(timeout, body).await {
-                Ok(Ok(outcome)) => outcome,
-                Ok(Err(panic)) => {
-                    JobOutcome::Failed(format!("panicked: {}", panic_message(&*panic)))
-                }
-                Err(_) => JobOutcome::Failed(format!("timed out after {timeout:?}")),
+            tokio::select! {
+                ended = tokio::time::timeout(timeout, body) => match ended {
+                    Ok(Ok(outcome)) => outcome,
+                    Ok(Err(panic)) => {
+                        JobOutcome::Failed(format!("panicked: {}", panic_message(&*panic)))
+                    }
+                    Err(_) => JobOutcome::Failed(format!("timed out after {timeout:?}")),
+                },
+                // Recorded as a failure, which the store refuses (the lease
+                // is another worker's): counted as `lease_lost`.
+                () = lost.notified() => JobOutcome::Failed("stopped: its lease was taken over".to_owned()),
             }
         }
         None => {

@@ -28,7 +28,8 @@ pub(super) async fn heartbeat_loop(shared: Arc<Shared>, mut stopped: watch::Rece
             match shared.store.heartbeat(&lease, shared.config.lease).await {
                 Ok(Fenced::Accepted) => {}
                 Ok(Fenced::Stale) => {
-                    tracing::warn!(job = %lease.id, "job lease lost (taken over); its outcome will be refused");
+                    tracing::warn!(job = %lease.id, "job lease lost (taken over by another worker); its body here is stopped");
+                    shared.lease_lost(&lease);
                 }
                 Err(error) => tracing::warn!(job = %lease.id, %error, "heartbeat failed"),
             }
