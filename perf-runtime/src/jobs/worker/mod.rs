@@ -213,18 +213,7 @@ impl WorkerPool {
     /// After the runners were stopped: what they ran and what was handed
     /// out to none of them goes back to the store.
     async fn hand_back_unfinished(&self) {
-        let mut left: Vec<Lease> = self
-            .shared
-            .running
-            .iter()
-            .filter_map(|running| {
-                running
-                    .lease
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take()
-            })
-            .collect();
+        let mut left = self.shared.running_leases(Option::take);
         {
             let mut dispatch = self.dispatch.lock().await;
             while let Ok(handed) = dispatch.try_recv() {
@@ -294,19 +283,20 @@ impl Shared {
         }
     }
 
-    /// The leases this pool must keep alive: running and claimed ahead.
-    fn held_leases(&self) -> Vec<Lease> {
-        let mut leases: Vec<Lease> = self
-            .running
+    /// The leases of the jobs the runners run, each read (or taken) by
+    /// `read` under its runner's lock.
+    fn running_leases(&self, read: impl Fn(&mut Option<Lease>) -> Option<Lease>) -> Vec<Lease> {
+        self.running
             .iter()
             .filter_map(|running| {
-                running
-                    .lease
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clone()
+                read(&mut running.lease.lock().unwrap_or_else(PoisonError::into_inner))
             })
-            .collect();
+            .collect()
+    }
+
+    /// The leases this pool must keep alive: running and claimed ahead.
+    fn held_leases(&self) -> Vec<Lease> {
+        let mut leases = self.running_leases(|lease| lease.clone());
         leases.extend(
             self.prefetched
                 .lock()
