@@ -60,8 +60,10 @@ pub(super) async fn runner(
             super::report::record(&*shared.store, &mut vec![ended]).await;
             continue;
         }
-        if report.send(ended).is_err() {
-            return;
+        if let Err(refused) = report.send(ended) {
+            // The reporter is gone (a store that panicked in it): record
+            // here rather than stop running jobs.
+            super::report::record(&*shared.store, &mut vec![refused.0]).await;
         }
     }
 }
