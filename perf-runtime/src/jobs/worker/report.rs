@@ -28,7 +28,7 @@ pub(super) async fn reporter(store: Arc<dyn JobStore>, mut ended: mpsc::Unbounde
 }
 
 /// Records the outcomes of `batch` (emptied), then frees their slots.
-pub(super) async fn record(store: &dyn JobStore, batch: &mut Vec<Ended>) {
+async fn record(store: &dyn JobStore, batch: &mut Vec<Ended>) {
     let (done, other): (Vec<Ended>, Vec<Ended>) = batch
         .drain(..)
         .partition(|ended| ended.outcome == JobOutcome::Done);
@@ -48,15 +48,19 @@ pub(super) async fn record(store: &dyn JobStore, batch: &mut Vec<Ended>) {
             }
         }
     }
-    let others = other.into_iter().map(|ended| async move {
-        let outcome = record_other(store, &ended).await;
-        finished(&ended, outcome);
-    });
-    futures_util::future::join_all(others).await;
+    futures_util::future::join_all(other.into_iter().map(|ended| record_one(store, ended))).await;
 }
 
-/// Records an attempt that did not succeed; its outcome label.
-async fn record_other(store: &dyn JobStore, ended: &Ended) -> &'static str {
+/// Records one outcome with its own store call (no batch to build: a
+/// store that completes in process, or a reporter that is gone), then
+/// frees its slot.
+pub(super) async fn record_one(store: &dyn JobStore, ended: Ended) {
+    let outcome = outcome_of(store, &ended).await;
+    finished(&ended, outcome);
+}
+
+/// Records one attempt's outcome in the store; its outcome label.
+async fn outcome_of(store: &dyn JobStore, ended: &Ended) -> &'static str {
     let lease = &ended.lease;
     match &ended.outcome {
         JobOutcome::Done => label(store.complete(lease).await, "succeeded"),

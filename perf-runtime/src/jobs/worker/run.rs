@@ -57,13 +57,13 @@ pub(super) async fn runner(
         shared.set_running(index, None);
         if ended.outcome == JobOutcome::Done && shared.store.completes_in_process() {
             // Nothing to batch: record it here, without the reporter's hop.
-            super::report::record(&*shared.store, &mut vec![ended]).await;
+            super::report::record_one(&*shared.store, ended).await;
             continue;
         }
         if let Err(refused) = report.send(ended) {
             // The reporter is gone (a store that panicked in it): record
             // here rather than stop running jobs.
-            super::report::record(&*shared.store, &mut vec![refused.0]).await;
+            super::report::record_one(&*shared.store, refused.0).await;
         }
     }
 }
