@@ -32,6 +32,15 @@ perf_services_start
 # Passed through as is: tests may behave differently on CI.
 export CI="${CI:-}"
 
+# trybuild builds its UI crates with its own manifest, which leaves out the
+# workspace's [profile.dev]; the environment reaches it. Same value as
+# Cargo.toml, so the workspace's own builds are not invalidated by it.
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
+# A CI build starts clean and runs once: incremental state would only take disk.
+if [ -n "$CI" ]; then
+    export CARGO_INCREMENTAL=0
+fi
+
 step() {
     local name=$1 start=$SECONDS rc=0
     shift
@@ -64,4 +73,10 @@ for arg in "${test_args[@]}"; do
         -p | -p?* | --package | --package=* | --workspace | --all) workspace=() ;;
     esac
 done
-step "cargo test" cargo test "${workspace[@]}" --all-features "${test_args[@]}"
+tests=0
+step "cargo test" cargo test "${workspace[@]}" --all-features "${test_args[@]}" || tests=$?
+# The build's footprint, so a CI disk running short shows before it fails.
+if [ -n "$CI" ]; then
+    du -sh "${CARGO_TARGET_DIR:-target}" 2>/dev/null || true
+fi
+exit "$tests"
