@@ -52,16 +52,7 @@ fn run(runtime: &tokio::runtime::Runtime, case: &str, prompt: &str, iters: u64) 
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    // As in a service: the runtime started, the Prometheus recorder installed.
-    let config = PerfConfig::builder()
-        .enable_monitoring(false)
-        .build()
-        .expect("valid config");
-    runtime.block_on(perf_runtime::init(config)).expect("init");
+    let (runtime, _perf) = perf_benches::service_runtime(0);
     let prompts: Vec<String> = (0..PROMPTS).map(prompt).collect();
     runtime.block_on(async {
         for p in &prompts {

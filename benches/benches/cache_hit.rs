@@ -114,17 +114,7 @@ fn run(
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    // As in a service: the runtime started, the Prometheus recorder installed.
-    let config = PerfConfig::builder()
-        .enable_monitoring(false)
-        .build()
-        .expect("valid config");
-    runtime.block_on(perf_runtime::init(config)).expect("init");
+    let (runtime, _perf) = perf_benches::service_runtime(2);
     // Warm every cache with every key.
     runtime.block_on(async {
         for (id, name) in keys() {

@@ -70,17 +70,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (runtime, _perf) = perf_benches::service_runtime(2);
     let addr = runtime.block_on(async {
-        let config = PerfConfig::builder()
-            .enable_monitoring(false)
-            .build()
-            .expect("valid config");
-        perf_runtime::init(config).await.expect("init");
         let app = axum::Router::new()
             .route("/cached/{id}", axum::routing::get(cached))
             .route("/uncached/{id}", axum::routing::get(uncached));

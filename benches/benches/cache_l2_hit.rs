@@ -73,25 +73,17 @@ fn main() {
     let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| {
         panic!("REDIS_URL is not set: start Redis with `eval \"$(scripts/services.sh start)\"`")
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = perf_benches::runtime(2);
     // The pool size to measure (REDIS_MAX_CONNECTIONS, 1 by default here).
     let pool: u32 = std::env::var("REDIS_MAX_CONNECTIONS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(1);
     println!("Redis pool: {pool} connection(s)");
-    let config = PerfConfig::builder()
-        .redis_url(&redis)
-        .redis_max_connections(pool)
-        .enable_monitoring(false)
-        .build()
-        .expect("valid config");
+    let _perf = perf_benches::start(&runtime, |config| {
+        config.redis_url(&redis).redis_max_connections(pool)
+    });
     let raw = runtime.block_on(async {
-        perf_runtime::init(config).await.expect("init");
         // The function's own record, read raw by the baseline.
         with_fast_endpoint(7).await;
         let namespace = concat!(module_path!(), "::with_fast_endpoint");

@@ -74,16 +74,7 @@ fn run(runtime: &tokio::runtime::Runtime, case: usize, iters: u64) -> Duration {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let config = PerfConfig::builder()
-        .enable_monitoring(false)
-        .build()
-        .expect("valid config");
-    runtime.block_on(perf_runtime::init(config)).expect("init");
+    let (runtime, _perf) = perf_benches::service_runtime(2);
 
     let mut criterion = Criterion::default()
         .output_directory(&perf_benches::criterion_dir())

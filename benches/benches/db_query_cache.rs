@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use perf_runtime::db::{Db, Params};
-use perf_runtime::prelude::*;
 
 const TASKS: u64 = 32;
 const CASES: &[&str] = &["cached_query_hit", "postgres_query"];
@@ -67,18 +66,9 @@ fn main() {
             "DATABASE_URL is not set: start PostgreSQL with `eval \"$(scripts/services.sh start)\"`"
         )
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = perf_benches::runtime(2);
+    let perf = perf_benches::start(&runtime, |config| config.database_url(&database));
     let db = runtime.block_on(async {
-        let config = PerfConfig::builder()
-            .database_url(&database)
-            .enable_monitoring(false)
-            .build()
-            .expect("valid config");
-        let perf = perf_runtime::init(config).await.expect("init");
         let db = perf.db().expect("DATABASE_URL is set");
         for statement in [
             "DROP TABLE IF EXISTS bench_query_cache",

@@ -184,18 +184,8 @@ fn profile(runtime: &tokio::runtime::Runtime, clients: &'static Clients, wanted:
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (runtime, _perf) = perf_benches::service_runtime(1);
     let clients: &'static Clients = runtime.block_on(async {
-        // As in a service: the runtime started, the Prometheus recorder installed.
-        let config = perf_runtime::PerfConfig::builder()
-            .enable_monitoring(false)
-            .build()
-            .expect("valid config");
-        perf_runtime::init(config).await.expect("init");
         let addr = serve_on_own_thread();
         let perf = HttpClient::builder()
             .pool_idle_timeout(POOL_IDLE)

@@ -186,18 +186,7 @@ async fn postgres_store() -> Option<(perf_runtime::Perf, Arc<dyn JobStore>)> {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    // As in a service: the runtime started, the Prometheus recorder
-    // installed, so the job metrics are recorded as they would be there.
-    let config = perf_runtime::PerfConfig::builder()
-        .enable_monitoring(false)
-        .build()
-        .expect("valid config");
-    let _perf = runtime.block_on(perf_runtime::init(config)).expect("init");
+    let (runtime, _perf) = perf_benches::service_runtime(2);
     runtime.block_on(async {
         let mut spawn = Rates::default();
         let mut mpsc = Rates::default();

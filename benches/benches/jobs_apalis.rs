@@ -817,11 +817,7 @@ fn runs(results: &Results, key: (usize, Case)) -> bool {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = perf_benches::runtime(2);
     runtime.block_on(async {
         let run = run_id();
         let started = Instant::now();

@@ -135,20 +135,9 @@ fn bench_cases(criterion: &mut Criterion, group: &str, cases: &[(&str, Case)]) {
 }
 
 fn main() {
-    // The runtime installs the Prometheus recorder and drains histogram
-    // samples every 5 s, as in a service; it stays up for the whole run.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let config = PerfConfig::builder()
-        .enable_monitoring(false)
-        .build()
-        .expect("valid config");
-    let perf = runtime
-        .block_on(perf_runtime::init(config))
-        .expect("init installs the recorder");
+    // The runtime drains histogram samples every 5 s, as in a service; it
+    // stays up for the whole run.
+    let (runtime, perf) = perf_benches::service_runtime(1);
 
     let mut criterion = Criterion::default()
         .output_directory(&perf_benches::criterion_dir())

@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+mod service;
+pub use service::{runtime, service_runtime, start};
+
 /// Where criterion keeps its results: `$CARGO_TARGET_DIR/criterion`, or the
 /// workspace's `target/criterion`.
 pub fn criterion_dir() -> PathBuf {

@@ -16,7 +16,6 @@ use syn::meta::ParseNestedMeta;
 use syn::{Ident, LitStr, Token};
 
 use crate::args::{self, Errors};
-use crate::item::MaybeFn;
 
 const ACCEPTED: &[&str] = &[
     "provider",
@@ -107,18 +106,14 @@ pub(crate) struct Checked {
 }
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut errors = Errors::default();
-    let parsed = parse_args(args, &mut errors);
-    let function = match MaybeFn::parse_or_report("ai_optimized", &item, &mut errors) {
-        Ok(function) => function,
-        Err(output) => return output,
-    };
-    let checked = crate::ai_valid::validate(&parsed, &function, &mut errors);
-    match (errors.take(), checked) {
-        (None, Some(checked)) => crate::ai_emit::emit(parsed, function, checked),
-        (Some(error), _) => args::item_with_error(item, error),
-        (None, None) => unreachable!("validation fails only with an error"),
-    }
+    crate::item::expand_with(
+        "ai_optimized",
+        args,
+        item,
+        parse_args,
+        crate::ai_valid::validate,
+        crate::ai_emit::emit,
+    )
 }
 
 fn parse_args(tokens: TokenStream, errors: &mut Errors) -> AiArgs {

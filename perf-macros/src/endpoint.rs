@@ -49,17 +49,14 @@ struct EndpointArgs {
 }
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut errors = Errors::default();
-    let parsed = parse_args(args, &mut errors);
-    let function = match MaybeFn::parse_or_report("fast_endpoint", &item, &mut errors) {
-        Ok(function) => function,
-        Err(output) => return output,
-    };
-    let bindings = validate(&parsed, &function, &mut errors);
-    match errors.take() {
-        Some(error) => args::item_with_error(item, error),
-        None => emit(parsed, function, bindings),
-    }
+    crate::item::expand_with(
+        "fast_endpoint",
+        args,
+        item,
+        parse_args,
+        |parsed, function, errors| Some(validate(parsed, function, errors)),
+        emit,
+    )
 }
 
 fn parse_args(args: TokenStream, errors: &mut Errors) -> EndpointArgs {

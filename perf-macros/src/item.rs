@@ -8,6 +8,35 @@ use syn::parse::ParseStream;
 use syn::visit::Visit;
 use syn::{Attribute, Signature, Token, Visibility};
 
+/// What every attribute does with its input: its arguments parsed, the
+/// function parsed, both checked, then the expansion. Errors are gathered
+/// through all three steps, so one build shows every mistake; when there
+/// is any, the item is emitted unchanged beside them (still defined for
+/// IDE completion and the code that calls it).
+///
+/// `validate` returns `None` only after pushing an error.
+pub(crate) fn expand_with<Args, Checked>(
+    attribute: &'static str,
+    args: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+    parse: impl FnOnce(proc_macro2::TokenStream, &mut crate::args::Errors) -> Args,
+    validate: impl FnOnce(&Args, &MaybeFn, &mut crate::args::Errors) -> Option<Checked>,
+    emit: impl FnOnce(Args, MaybeFn, Checked) -> proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    let mut errors = crate::args::Errors::default();
+    let parsed = parse(args, &mut errors);
+    let function = match MaybeFn::parse_or_report(attribute, &item, &mut errors) {
+        Ok(function) => function,
+        Err(output) => return output,
+    };
+    let checked = validate(&parsed, &function, &mut errors);
+    match (errors.take(), checked) {
+        (None, Some(checked)) => emit(parsed, function, checked),
+        (Some(error), _) => crate::args::item_with_error(item, error),
+        (None, None) => unreachable!("`#[{attribute}]`: validation fails only with an error"),
+    }
+}
+
 pub(crate) struct MaybeFn {
     pub(crate) attrs: Vec<Attribute>,
     pub(crate) vis: Visibility,

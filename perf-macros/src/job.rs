@@ -47,17 +47,14 @@ struct JobArgs {
 }
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut errors = Errors::default();
-    let parsed = parse_args(args, &mut errors);
-    let function = match MaybeFn::parse_or_report("async_job", &item, &mut errors) {
-        Ok(function) => function,
-        Err(output) => return output,
-    };
-    let arguments = validate(&parsed, &function, &mut errors);
-    match errors.take() {
-        Some(error) => args::item_with_error(item, error),
-        None => emit(parsed, function, arguments),
-    }
+    crate::item::expand_with(
+        "async_job",
+        args,
+        item,
+        parse_args,
+        |parsed, function, errors| Some(validate(parsed, function, errors)),
+        emit,
+    )
 }
 
 fn parse_args(args: TokenStream, errors: &mut Errors) -> JobArgs {

@@ -29,17 +29,17 @@ struct ProfileArgs {
 }
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut errors = Errors::default();
-    let parsed_args = parse_args(args, &mut errors);
-    let function = match MaybeFn::parse_or_report("profile", &item, &mut errors) {
-        Ok(function) => function,
-        Err(output) => return output,
-    };
-    validate(&function, &mut errors);
-    match errors.take() {
-        Some(error) => args::item_with_error(item, error),
-        None => emit(parsed_args, function),
-    }
+    crate::item::expand_with(
+        "profile",
+        args,
+        item,
+        parse_args,
+        |_, function, errors| {
+            validate(function, errors);
+            Some(())
+        },
+        |parsed, function, ()| emit(parsed, function),
+    )
 }
 
 fn parse_args(args: TokenStream, errors: &mut Errors) -> ProfileArgs {
