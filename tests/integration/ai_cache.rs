@@ -407,6 +407,17 @@ async fn streams_are_stored_once_complete_and_replayed(world: &World) {
     let (text, kind) = ask("Why's the sky blue?").await;
     assert_eq!((kind, &text), (HitKind::Semantic, &whole));
     assert_eq!(world.calls() - before, 1);
+    // The exact tier counted as a whole call's is: the first and the
+    // paraphrase missed it, the repeat hit it.
+    let metrics = world.perf.render_prometheus().expect("prometheus");
+    let l1 = |outcome| {
+        support::sample(
+            &metrics,
+            "perf_cache_requests_total",
+            &[("function", "stream"), ("tier", "l1"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!((l1("hit"), l1("miss")), (Some(1.0), Some(2.0)), "{metrics}");
 }
 
 async fn collect(mut stream: ChatStream) -> String {

@@ -212,6 +212,25 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
         None
     }
 
+    /// As [`peek`](Self::peek), and counted in `perf_cache_requests_total`
+    /// as the lookup of a [`call`](Self::call) is (an L1 hit or miss, then
+    /// L2's own outcome): how a streamed answer, which cannot go through
+    /// `call`, reads its entry, so streamed and whole calls count alike.
+    #[cfg_attr(not(feature = "ai"), allow(dead_code))]
+    pub(crate) async fn lookup(&self, key: CacheKey) -> Option<V> {
+        if let Some(value) = self.hit(&key) {
+            return Some(value);
+        }
+        if self.l1.is_some() {
+            self.count("miss");
+        }
+        #[cfg(feature = "redis")]
+        if let L2Outcome::Hit(value) = self.l2_lookup(key, &mut None).await {
+            return Some(value);
+        }
+        None
+    }
+
     /// Whether L1 holds a fresh value of `key` (not counted as a hit).
     #[cfg_attr(not(feature = "ai"), allow(dead_code))]
     pub(crate) fn holds(&self, key: &CacheKey) -> bool {

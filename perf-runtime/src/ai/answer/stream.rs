@@ -71,7 +71,7 @@ impl AiSite<ChatResponse> {
             &request.canonical.query,
         );
         let canonical = request.canonical;
-        if let Some(answer) = self.exact.peek(key).await {
+        if let Some(answer) = self.exact.lookup(key).await {
             self.metrics
                 .served(self.spec, HitKind::Exact, Some(&answer), &canonical);
             return (join(replay(&answer)), HitKind::Exact);
