@@ -108,6 +108,7 @@ async fn the_ai_cache_serves_exact_and_semantic_hits_and_nothing_else() {
     ttls_are_absolute(&world).await;
     invalidation_by_model_and_scope(&world).await;
     streams_are_stored_once_complete_and_replayed(&world).await;
+    hits_are_priced_as_the_model_that_answered(&world).await;
     tool_calls_are_not_admitted(&world).await;
     limits_refuse_past_the_budget(&world).await;
     concurrency_is_capped(&world).await;
@@ -418,6 +419,43 @@ async fn streams_are_stored_once_complete_and_replayed(world: &World) {
         )
     };
     assert_eq!((l1("hit"), l1("miss")), (Some(1.0), Some(2.0)), "{metrics}");
+}
+
+/// A function whose `model` is a label of the application's own, with no
+/// price: its hits are priced as calls to the model that answered.
+async fn hits_are_priced_as_the_model_that_answered(world: &World) {
+    static SPEC: AiSpec = AiSpec {
+        model: "assistant",
+        ..spec("priced", "ai_cache::priced")
+    };
+    static SITE: AiSiteCell<ChatResponse> = AiSiteCell::new(&SPEC);
+    let site = SITE.get();
+    let request = ChatRequest::new("gpt-4o-mini", vec![ChatMessage::user("Price me, please.")]);
+    for expected in [HitKind::Miss, HitKind::Exact] {
+        let (answer, kind) = site
+            .call_traced::<ResultMode, _, _>(
+                AiRequest::new(&request),
+                None,
+                world.provider.chat(&request),
+            )
+            .await;
+        assert_eq!(answer.expect("answered").model, "gpt-4o-mini");
+        assert_eq!(kind, expected);
+    }
+    let metrics = world.perf.render_prometheus().expect("prometheus");
+    let saved = support::sample(
+        &metrics,
+        "perf_ai_saved_microdollars_total",
+        &[
+            ("provider", "local"),
+            ("model", "assistant"),
+            ("kind", "exact"),
+        ],
+    );
+    assert!(
+        saved.is_some_and(|microdollars| microdollars > 0.0),
+        "priced as gpt-4o-mini: {saved:?}\n{metrics}"
+    );
 }
 
 async fn collect(mut stream: ChatStream) -> String {

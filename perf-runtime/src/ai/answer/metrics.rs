@@ -2,7 +2,7 @@
 //! attribute's provider and model, the hit kind and the guard's reasons;
 //! never a prompt or a scope.
 
-use std::sync::{Once, OnceLock};
+use std::sync::{Once, OnceLock, PoisonError, RwLock};
 
 use metrics::Counter;
 
@@ -62,7 +62,7 @@ fn describe() {
         );
         metrics::describe_counter!(
             SAVED_MONEY,
-            "Money that cache hits did not spend, in micro-dollars, from the price table (PERF_AI_PRICES)."
+            "Money that cache hits did not spend, in micro-dollars: the answering model's price (else the function's model's) from the price table (PERF_AI_PRICES)."
         );
         metrics::describe_histogram!(
             SIMILARITY,
@@ -83,6 +83,10 @@ pub(crate) struct SiteCounters {
     saved_money: [Counter; 2],
     /// The price of the function's model, looked up once.
     price: Option<Price>,
+    /// The last answering model other than the function's, and its price:
+    /// a site asks one model at a time, so one entry spares a table search
+    /// (a prefix scan for dated names) on each hit.
+    last_model: RwLock<Option<(Box<str>, Option<Price>)>>,
 }
 
 impl SiteCounters {
@@ -96,7 +100,30 @@ impl SiteCounters {
             saved_tokens: [HitKind::Exact, HitKind::Semantic].map(tokens),
             saved_money: [HitKind::Exact, HitKind::Semantic].map(money),
             price: PriceTable::global().price(spec.model),
+            last_model: RwLock::new(None),
         }
+    }
+
+    /// The price of a hit answered by `model`: that model's, else the
+    /// function's own.
+    fn price_of(&self, spec: &AiSpec, model: Option<&str>) -> Option<Price> {
+        let Some(model) = model.filter(|model| *model != spec.model) else {
+            return self.price;
+        };
+        if let Some((last, price)) = &*self
+            .last_model
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            && **last == *model
+        {
+            return *price;
+        }
+        let price = PriceTable::global().price(model).or(self.price);
+        *self
+            .last_model
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some((model.into(), price));
+        price
     }
 }
 
@@ -140,7 +167,7 @@ impl SiteMetrics {
             completion_tokens: crate::ai::chat::estimate_tokens(&answer.text()),
         });
         counters.saved_tokens[slot].increment(usage.total());
-        if let Some(price) = counters.price {
+        if let Some(price) = counters.price_of(spec, answer.model()) {
             counters.saved_money[slot].increment(price.cost_microdollars(usage));
         }
     }

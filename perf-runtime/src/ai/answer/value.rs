@@ -30,6 +30,14 @@ pub trait AiAnswer: Clone + Serialize + DeserializeOwned + Send + Sync + 'static
     fn has_tool_calls(&self) -> bool {
         false
     }
+
+    /// The model that answered, when known. A hit's savings are priced as
+    /// a call to that model: the attribute's `model` may be a label of the
+    /// application's own (`model = "assistant"`) while the model asked is
+    /// configured at run time.
+    fn model(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl AiAnswer for String {
@@ -49,6 +57,10 @@ impl AiAnswer for ChatResponse {
 
     fn has_tool_calls(&self) -> bool {
         ChatResponse::has_tool_calls(self)
+    }
+
+    fn model(&self) -> Option<&str> {
+        (!self.model.is_empty()).then_some(self.model.as_str())
     }
 }
 
