@@ -10,6 +10,8 @@ pub(crate) mod postgres;
 pub(crate) mod redis;
 #[cfg(feature = "redis")]
 pub(crate) mod redis_script;
+#[cfg(feature = "redis")]
+pub(crate) mod redis_subscribe;
 
 use std::sync::Arc;
 

@@ -58,72 +58,35 @@ pub(crate) use listener::listen;
 
 #[cfg(feature = "redis")]
 mod listener {
-    use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
     use fred::prelude::Client;
     use tokio::sync::watch;
 
     use super::{CHANNEL, Invalidation};
+    use crate::backends::redis_subscribe::{Delivery, follow};
     use crate::cache::registry;
 
     /// Subscribes `subscriber` and applies messages until `stop` changes.
-    /// Every wait races `stop`, so shutdown never hangs on a Redis that is
-    /// down or unreachable.
-    pub(crate) async fn listen(subscriber: Client, mut stop: watch::Receiver<bool>) {
-        let mut messages = subscriber.message_rx();
-        let mut reconnects = subscriber.reconnect_rx();
-        subscriber.connect();
-        let subscribed = async {
-            subscriber.wait_for_connect().await?;
-            subscriber.subscribe(CHANNEL).await
-        };
-        tokio::select! {
-            result = subscribed => if let Err(error) = result {
-                tracing::warn!(%error, "cache invalidation bus: subscribe failed; retrying on reconnect");
-            },
-            _ = stop.changed() => return close(subscriber).await,
-        }
-        loop {
-            tokio::select! {
-                message = messages.recv() => match message {
-                    Ok(message) => {
-                        let text: Option<String> = message.value.convert().ok();
-                        if let Some(invalidation) = text.as_deref().and_then(Invalidation::decode) {
-                            registry::apply(&invalidation).await;
-                        }
-                    }
-                    // Lagged: messages were lost, so everything may be stale.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        registry::apply(&Invalidation::Everything).await;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                },
-                reconnected = reconnects.recv() => {
-                    if reconnected.is_err() {
-                        break;
-                    }
-                    // Messages sent while we were away are gone: start clean.
-                    registry::apply(&Invalidation::Everything).await;
-                    tokio::select! {
-                        result = subscriber.subscribe(CHANNEL) => if let Err(error) = result {
-                            tracing::warn!(%error, "cache invalidation bus: resubscribe failed");
-                        },
-                        _ = stop.changed() => break,
+    /// Messages that may have been lost (a reconnect, a lag) flush the
+    /// whole L1: any entry may be stale.
+    pub(crate) async fn listen(subscriber: Client, stop: watch::Receiver<bool>) {
+        let apply = |delivery: Delivery| async move {
+            match delivery {
+                Delivery::Message(text) => {
+                    if let Some(invalidation) = text.as_deref().and_then(Invalidation::decode) {
+                        registry::apply(&invalidation).await;
                     }
                 }
-                _ = stop.changed() => break,
+                Delivery::Missed => registry::apply(&Invalidation::Everything).await,
             }
-        }
-        close(subscriber).await;
-    }
-
-    async fn close(subscriber: Client) {
-        let quit = subscriber.quit();
-        if tokio::time::timeout(std::time::Duration::from_secs(1), quit)
-            .await
-            .is_err()
-        {
-            // Not connected: nothing to say goodbye to.
-        }
+        };
+        follow(
+            subscriber,
+            CHANNEL.to_owned(),
+            "cache invalidation bus",
+            stop,
+            apply,
+        )
+        .await;
     }
 }
 

@@ -20,23 +20,31 @@
 //! a concurrent caller never sees a job half moved (in two sets, or none).
 //! Lease deadlines and "now" come from the Redis server's clock, so workers
 //! with skewed clocks agree on when a lease ran out.
+//!
+//! A script that makes a job runnable, or schedules one, publishes once on
+//! the channel `wake` (under the prefix): idle workers of every process
+//! subscribe to it and claim at once, as PostgreSQL's `LISTEN` does for
+//! that store. Jobs that come due later wake their workers by time: a claim
+//! that finds too few jobs answers when the next scheduled one is due. Pub/sub delivers at
+//! most once, so a worker still looks again after `idle_poll` (a wake-up
+//! lost in a reconnect costs at most that).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use fred::bytes::Bytes;
-use fred::interfaces::{HashesInterface, SetsInterface};
+use fred::interfaces::{HashesInterface, PubsubInterface, SetsInterface};
 use fred::prelude::Client;
 use fred::types::Value;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use super::model::{Claimed, JobId, JobRecord, JobState, Lease, NewJob, WorkerId};
 use super::store::{AfterFailure, Enqueued, Fenced, JobStore, QueueDepth, StoreError};
+use crate::backends::redis_subscribe::{Delivery, follow};
 
-/// How often a worker waiting for work looks again: jobs enqueued by other
-/// processes send no signal here.
-const POLL: Duration = Duration::from_millis(50);
 /// Expired leases taken back per script run: one run blocks Redis for its
 /// duration, so a large backlog is handled in several short runs.
 const RESCUE_BATCH: usize = 1_000;
@@ -71,12 +79,25 @@ local function job_key(id) return P .. 'job:' .. id end
 local function count(state, queue, delta)
   redis.call('HINCRBY', P .. 'n:' .. state, queue, delta)
 end
+-- Tells idle workers of every process to claim, once per script run that
+-- makes a job runnable or schedules one.
+local woken = false
+local function wake()
+  if not woken then
+    redis.call('PUBLISH', P .. 'wake', '1')
+    woken = true
+  end
+end
 local function make_ready(id, queue, priority)
+  wake()
   local seq = redis.call('INCR', P .. 'seq:ready')
   redis.call('ZADD', P .. 'ready:' .. queue, num(-priority * 137438953472 + seq), id)
   redis.call('HSET', job_key(id), 'state', 'available')
 end
 local function schedule(id, queue, priority, at, now)
+  -- Ready now, or due later: either way idle workers look again (and learn
+  -- from their claim when the next job is due).
+  wake()
   if at <= now then
     make_ready(id, queue, priority)
   else
@@ -150,6 +171,7 @@ local function enqueue(a, now, id, seq, known_queues)
   end
   if due then
     -- As make_ready, with the sequence number drawn for the whole call.
+    wake()
     redis.call('ZADD', P .. 'ready:' .. queue, num(-tonumber(priority) * 137438953472 + seq), id)
   else
     schedule(id, queue, tonumber(priority), run_at, now)
@@ -205,7 +227,8 @@ return {id, duplicate}
 /// ARGV: limit, lease ms, worker, queues... Promotes due scheduled jobs
 /// (all of them, in `run_at` order, so a due job of higher priority is
 /// never passed over), then leases the best heads of the unpaused queues.
-/// Returns `token, record fields` pairs.
+/// Returns when the next scheduled job is due (ms, or -1: none, or the
+/// limit was reached), then `token, record fields` pairs.
 const CLAIM: &str = concat!(
     prelude!(),
     r#"
@@ -228,7 +251,7 @@ for i = 4, #ARGV do
     queues[#queues + 1] = ARGV[i]
   end
 end
-local out = {}
+local out = {'-1'}
 local claimed = 0
 while claimed < limit do
   local best, best_score, best_queue = nil, nil, nil
@@ -255,6 +278,10 @@ while claimed < limit do
     out[#out + 1] = redis.call('HGETALL', key)
     claimed = claimed + 1
   end
+end
+if claimed < limit then
+  local next_due = redis.call('ZRANGE', P .. 'scheduled', 0, 0, 'WITHSCORES')
+  if next_due[2] then out[1] = next_due[2] end
 end
 return out
 "#
@@ -475,9 +502,15 @@ return out
 pub struct RedisStore {
     client: Client,
     prefix: String,
-    /// Wakes this process's waiting workers on its own enqueues; work from
-    /// other processes is found by polling.
-    work: Notify,
+    /// Wakes this process's waiting workers: on its own enqueues, and on
+    /// the `wake` messages of every process.
+    work: Arc<Notify>,
+    /// When the next scheduled job is due (ms since the epoch, on the
+    /// server's clock), as the last claim found it; -1 for none.
+    next_due_ms: AtomicI64,
+    /// Started by the first wait for work; dropping it stops the
+    /// subscription.
+    wake_subscription: OnceLock<watch::Sender<bool>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -502,7 +535,9 @@ impl RedisStore {
         RedisStore {
             client,
             prefix: format!("{{{namespace}}}:"),
-            work: Notify::new(),
+            work: Arc::new(Notify::new()),
+            next_due_ms: AtomicI64::new(-1),
+            wake_subscription: OnceLock::new(),
         }
     }
 
@@ -517,6 +552,44 @@ impl RedisStore {
         crate::backends::redis_script::run(&self.client, script, self.prefix.as_str(), args)
             .await
             .map_err(unavailable)
+    }
+
+    /// Follows the `wake` channel on a connection of its own, once per
+    /// store: each message, or a gap in them, wakes a waiting worker.
+    fn follow_wakes(&self) {
+        self.wake_subscription.get_or_init(|| {
+            let (stop, stopped) = watch::channel(false);
+            let work = Arc::clone(&self.work);
+            let wake = move |_: Delivery| {
+                work.notify_one();
+                std::future::ready(())
+            };
+            tokio::spawn(follow(
+                self.client.clone_new(),
+                self.wake_channel(),
+                "job store wake-ups",
+                stopped,
+                wake,
+            ));
+            stop
+        });
+    }
+
+    fn wake_channel(&self) -> String {
+        format!("{}wake", self.prefix)
+    }
+
+    /// How long an idle worker may wait: `within`, cut to when the next
+    /// scheduled job is due.
+    fn idle_wait(&self, within: Duration) -> Duration {
+        let next_due = self.next_due_ms.load(Ordering::Relaxed);
+        if next_due < 0 {
+            return within;
+        }
+        let now = ms(SystemTime::now());
+        // Not zero: a job due now on this clock may not be on the server's.
+        let until_due = Duration::from_millis((next_due as u64).saturating_sub(now).max(1));
+        within.min(until_due)
     }
 
     /// A script about a claimed job answering 1 (done) or 0 (stale).
@@ -774,6 +847,12 @@ impl JobStore for RedisStore {
         let reply = self.run(CLAIM, args).await?.into_array();
         let mut claimed = Vec::with_capacity(reply.len() / 2);
         let mut items = reply.into_iter();
+        let next_due = items
+            .next()
+            .and_then(|due| due.as_string()?.parse::<f64>().ok())
+            .ok_or_else(|| corrupt("a claim without its next due time"))?;
+        // Scores are whole milliseconds below 2⁵³: exact as doubles.
+        self.next_due_ms.store(next_due as i64, Ordering::Relaxed);
         while let (Some(token), Some(fields)) = (items.next(), items.next()) {
             let token = token
                 .as_string()
@@ -959,6 +1038,15 @@ impl JobStore for RedisStore {
             .await
             .map_err(unavailable)?;
         self.work.notify_one();
+        // Other processes' workers find the queue's jobs by their next
+        // look (`idle_poll`) if this wake-up is lost.
+        if let Err(error) = self
+            .client
+            .publish::<(), _, _>(self.wake_channel(), "1")
+            .await
+        {
+            tracing::debug!(%error, "job store: resume not announced to other processes");
+        }
         Ok(())
     }
 
@@ -987,6 +1075,7 @@ impl JobStore for RedisStore {
     }
 
     async fn wait_for_work(&self, within: Duration) {
-        let _ = tokio::time::timeout(within.min(POLL), self.work.notified()).await;
+        self.follow_wakes();
+        let _ = tokio::time::timeout(self.idle_wait(within), self.work.notified()).await;
     }
 }
