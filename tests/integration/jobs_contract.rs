@@ -164,20 +164,9 @@ async fn the_postgres_store_keeps_the_contract_through_pgbouncer() {
     perf.shutdown().await;
 }
 
-/// A client of its own on `REDIS_URL`, connected, or `None` when the
-/// harness started no Redis.
-async fn redis_client() -> Option<fred::prelude::Client> {
-    use fred::prelude::{Builder, ClientLike, Config};
-    let url = support::service_url("REDIS_URL")?;
-    let config = Config::from_url(&url).expect("REDIS_URL parses");
-    let client = Builder::from_config(config).build().expect("redis client");
-    client.init().await.expect("redis connects");
-    Some(client)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_store_keeps_the_contract() {
-    let Some(client) = redis_client().await else {
+    let Some(client) = support::redis_client().await else {
         return;
     };
     let namespace = format!("perf-test-{}", support::run_id());
@@ -185,7 +174,7 @@ async fn the_redis_store_keeps_the_contract() {
     support::job_contract::run_all(Arc::clone(&store)).await;
     // Each scheduler with a client of its own, as in another process.
     let other = || async {
-        let client = redis_client().await.expect("connects");
+        let client = support::redis_client().await.expect("connects");
         Arc::new(RedisStore::new(client, namespace.clone())) as Arc<dyn JobStore>
     };
     three_schedulers_store_each_run_once([store, other().await, other().await]).await;
@@ -195,7 +184,7 @@ async fn the_redis_store_keeps_the_contract() {
 /// an unbounded argument list (Lua's `unpack` limit) or times out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_store_drains_a_backlog_of_100_000_jobs() {
-    let Some(client) = redis_client().await else {
+    let Some(client) = support::redis_client().await else {
         return;
     };
     let store = RedisStore::new(client, format!("perf-test-backlog-{}", support::run_id()));

@@ -21,20 +21,9 @@ async fn woken(n: u64) {
     std::hint::black_box(n);
 }
 
-/// A client of its own on `REDIS_URL`, connected, or `None` when the
-/// harness started no Redis.
-async fn redis_client() -> Option<fred::prelude::Client> {
-    use fred::prelude::{Builder, ClientLike, Config};
-    let url = support::service_url("REDIS_URL")?;
-    let config = Config::from_url(&url).expect("REDIS_URL parses");
-    let client = Builder::from_config(config).build().expect("redis client");
-    client.init().await.expect("redis connects");
-    Some(client)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_workers_wake_for_jobs_made_by_another_process() {
-    let Some(client) = redis_client().await else {
+    let Some(client) = support::redis_client().await else {
         return;
     };
     let namespace = format!("perf-test-wake-{}", support::run_id());
@@ -62,7 +51,7 @@ async fn idle_workers_wake_for_jobs_made_by_another_process() {
     }
     assert!(subscribed, "the idle pool never subscribed to {channel}");
 
-    let other_client = redis_client().await.expect("a second connection");
+    let other_client = support::redis_client().await.expect("a second connection");
     let other = Jobs::new(Arc::new(RedisStore::new(other_client, namespace)));
     let now = woken(1).on(&other).await.expect("enqueued");
     let record = now

@@ -31,6 +31,18 @@ pub fn service_url(variable: &str) -> Option<String> {
     }
 }
 
+/// A client of its own on `REDIS_URL` (as another process would have),
+/// connected; `None` when the harness started no Redis (see
+/// [`service_url`]).
+pub async fn redis_client() -> Option<fred::prelude::Client> {
+    use fred::prelude::{Builder, ClientLike, Config};
+    let url = service_url("REDIS_URL")?;
+    let config = Config::from_url(&url).expect("REDIS_URL parses");
+    let client = Builder::from_config(config).build().expect("redis client");
+    client.init().await.expect("redis connects");
+    Some(client)
+}
+
 /// Whether we run under CI, where nothing may be skipped.
 pub fn on_ci() -> bool {
     matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1"))
