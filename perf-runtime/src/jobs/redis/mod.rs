@@ -30,9 +30,8 @@
 //! lost in a reconnect costs at most that).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use fred::bytes::Bytes;
@@ -78,9 +77,10 @@ pub struct RedisStore {
     /// Wakes this process's waiting workers: on its own enqueues, and on
     /// the `wake` messages of every process.
     work: Arc<Notify>,
-    /// When the next scheduled job is due (ms since the epoch, on the
-    /// server's clock), as the last claim found it; -1 for none.
-    next_due_ms: AtomicI64,
+    /// When the next scheduled job is due, as the last claim found it
+    /// (measured from the claim's answer, so clock skew between this host
+    /// and Redis does not matter).
+    next_due: Mutex<Option<Instant>>,
     /// Started by the first wait for work; dropping it stops the
     /// subscription.
     wake_subscription: OnceLock<watch::Sender<bool>>,
@@ -109,7 +109,7 @@ impl RedisStore {
             client,
             prefix: format!("{{{namespace}}}:"),
             work: Arc::new(Notify::new()),
-            next_due_ms: AtomicI64::new(-1),
+            next_due: Mutex::new(None),
             wake_subscription: OnceLock::new(),
         }
     }
@@ -155,14 +155,10 @@ impl RedisStore {
     /// How long an idle worker may wait: `within`, cut to when the next
     /// scheduled job is due.
     fn idle_wait(&self, within: Duration) -> Duration {
-        let next_due = self.next_due_ms.load(Ordering::Relaxed);
-        if next_due < 0 {
-            return within;
+        match *self.next_due.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(due) => within.min(due.saturating_duration_since(Instant::now())),
+            None => within,
         }
-        let now = ms(SystemTime::now());
-        // Not zero: a job due now on this clock may not be on the server's.
-        let until_due = Duration::from_millis((next_due as u64).saturating_sub(now).max(1));
-        within.min(until_due)
     }
 
     /// A script about a claimed job answering 1 (done) or 0 (stale).
@@ -420,12 +416,13 @@ impl JobStore for RedisStore {
         let reply = self.run(CLAIM, args).await?.into_array();
         let mut claimed = Vec::with_capacity(reply.len() / 2);
         let mut items = reply.into_iter();
-        let next_due = items
+        let until_due = items
             .next()
-            .and_then(|due| due.as_string()?.parse::<f64>().ok())
-            .ok_or_else(|| corrupt("a claim without its next due time"))?;
-        // Scores are whole milliseconds below 2⁵³: exact as doubles.
-        self.next_due_ms.store(next_due as i64, Ordering::Relaxed);
+            .and_then(|due| due.as_string()?.parse::<i64>().ok())
+            .ok_or_else(|| corrupt("a claim without its wait for the next due job"))?;
+        *self.next_due.lock().unwrap_or_else(PoisonError::into_inner) = u64::try_from(until_due)
+            .ok()
+            .map(|ms| Instant::now() + Duration::from_millis(ms));
         while let (Some(token), Some(fields)) = (items.next(), items.next()) {
             let token = token
                 .as_string()

@@ -175,8 +175,9 @@ return {id, duplicate}
 /// ARGV: limit, lease ms, worker, queues... Promotes due scheduled jobs
 /// (all of them, in `run_at` order, so a due job of higher priority is
 /// never passed over), then leases the best heads of the unpaused queues.
-/// Returns when the next scheduled job is due (ms, or -1: none, or the
-/// limit was reached), then `token, record fields` pairs.
+/// Returns the milliseconds until the next scheduled job is due on the
+/// server's clock (at least 1; -1 for none, or when the limit was
+/// reached), then `token, record fields` pairs.
 pub(super) const CLAIM: &str = concat!(
     prelude!(),
     r#"
@@ -229,7 +230,8 @@ while claimed < limit do
 end
 if claimed < limit then
   local next_due = redis.call('ZRANGE', P .. 'scheduled', 0, 0, 'WITHSCORES')
-  if next_due[2] then out[1] = next_due[2] end
+  -- As a wait, not a time: the worker's clock may differ from the server's.
+  if next_due[2] then out[1] = num(math.max(1, tonumber(next_due[2]) - now)) end
 end
 return out
 "#
