@@ -80,6 +80,15 @@ local function finish(id, queue, state, reason, now)
     redis.call('PEXPIRE', key, 86400000)
   end
 end
+-- Ends the job `id` leased with `token` as `state` (`reason` when dead):
+-- 1, or 0 when the lease is not, or no longer, that token's.
+local function end_leased(id, token, state, reason, now)
+  local f = leased(id, token)
+  if not f then return 0 end
+  unlease(id, f[3])
+  finish(id, f[3], state, reason, now)
+  return 1
+end
 "#
     };
 }
@@ -253,11 +262,7 @@ return 1
 pub(super) const COMPLETE: &str = concat!(
     prelude!(),
     r#"
-local f = leased(ARGV[1], ARGV[2])
-if not f then return 0 end
-unlease(ARGV[1], f[3])
-finish(ARGV[1], f[3], 'completed', false, now_ms())
-return 1
+return end_leased(ARGV[1], ARGV[2], 'completed', false, now_ms())
 "#
 );
 
@@ -268,14 +273,7 @@ pub(super) const COMPLETE_MANY: &str = concat!(
 local answers = {}
 local now = now_ms()
 for i = 1, #ARGV, 2 do
-  local f = leased(ARGV[i], ARGV[i + 1])
-  if f then
-    unlease(ARGV[i], f[3])
-    finish(ARGV[i], f[3], 'completed', false, now)
-    answers[#answers + 1] = 1
-  else
-    answers[#answers + 1] = 0
-  end
+  answers[#answers + 1] = end_leased(ARGV[i], ARGV[i + 1], 'completed', false, now)
 end
 return answers
 "#
@@ -329,11 +327,7 @@ return 1
 pub(super) const BURY: &str = concat!(
     prelude!(),
     r#"
-local f = leased(ARGV[1], ARGV[2])
-if not f then return 0 end
-unlease(ARGV[1], f[3])
-finish(ARGV[1], f[3], 'dead', ARGV[3], now_ms())
-return 1
+return end_leased(ARGV[1], ARGV[2], 'dead', ARGV[3], now_ms())
 "#
 );
 
