@@ -2,7 +2,7 @@
 //! attribute's provider and model, the hit kind and the guard's reasons;
 //! never a prompt or a scope.
 
-use std::sync::{Once, OnceLock, PoisonError, RwLock};
+use std::sync::{Once, OnceLock};
 
 use metrics::Counter;
 
@@ -83,10 +83,10 @@ pub(crate) struct SiteCounters {
     saved_money: [Counter; 2],
     /// The price of the function's model, looked up once.
     price: Option<Price>,
-    /// The last answering model other than the function's, and its price:
-    /// a site asks one model at a time, so one entry spares a table search
-    /// (a prefix scan for dated names) on each hit.
-    last_model: RwLock<Option<(Box<str>, Option<Price>)>>,
+    /// The first answering model other than the function's, and its price:
+    /// a site asks one model at a time, so this spares most hits a table
+    /// search (a prefix scan for dated names), with no lock to take.
+    answering: OnceLock<(Box<str>, Option<Price>)>,
 }
 
 impl SiteCounters {
@@ -100,7 +100,7 @@ impl SiteCounters {
             saved_tokens: [HitKind::Exact, HitKind::Semantic].map(tokens),
             saved_money: [HitKind::Exact, HitKind::Semantic].map(money),
             price: PriceTable::global().price(spec.model),
-            last_model: RwLock::new(None),
+            answering: OnceLock::new(),
         }
     }
 
@@ -110,20 +110,9 @@ impl SiteCounters {
         let Some(model) = model.filter(|model| *model != spec.model) else {
             return self.price;
         };
-        if let Some((last, price)) = &*self
-            .last_model
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            && **last == *model
-        {
-            return *price;
-        }
-        let price = PriceTable::global().price(model).or(self.price);
-        *self
-            .last_model
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some((model.into(), price));
-        price
+        let look_up = || PriceTable::global().price(model).or(self.price);
+        let (known, price) = self.answering.get_or_init(|| (model.into(), look_up()));
+        if **known == *model { *price } else { look_up() }
     }
 }
 

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use fred::bytes::Bytes;
-use fred::interfaces::{HashesInterface, PubsubInterface, SetsInterface};
+use fred::interfaces::{HashesInterface, SetsInterface};
 use fred::prelude::Client;
 use fred::types::Value;
 use tokio::sync::{Notify, watch};
@@ -57,7 +57,7 @@ const ENQUEUE_WIDTH: usize = 9;
 mod scripts;
 use scripts::{
     BURY, CLAIM, COMPLETE, COMPLETE_MANY, DEPTHS, ENQUEUE, ENQUEUE_RECURRING, FAIL, GIVE_BACK,
-    HEARTBEAT, LIST_DEAD, PURGE_DEAD, REQUEUE_DEAD, RESCUE,
+    HEARTBEAT, LIST_DEAD, PURGE_DEAD, REQUEUE_DEAD, RESCUE, RESUME,
 };
 
 /// Jobs kept in Redis: they survive a restart of the process (or of every
@@ -603,20 +603,8 @@ impl JobStore for RedisStore {
     }
 
     async fn resume(&self, queue: &str) -> Result<(), StoreError> {
-        self.client
-            .srem::<(), _, _>(format!("{}paused", self.prefix), queue)
-            .await
-            .map_err(unavailable)?;
+        self.run(RESUME, vec![Value::from(queue)]).await?;
         self.work.notify_one();
-        // Other processes' workers find the queue's jobs by their next
-        // look (`idle_poll`) if this wake-up is lost.
-        if let Err(error) = self
-            .client
-            .publish::<(), _, _>(self.wake_channel(), "1")
-            .await
-        {
-            tracing::debug!(%error, "job store: resume not announced to other processes");
-        }
         Ok(())
     }
 

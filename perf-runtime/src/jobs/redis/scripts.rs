@@ -396,6 +396,16 @@ return 1
 "#
 );
 
+/// ARGV: queue. Unpauses it and wakes idle workers for its jobs.
+pub(super) const RESUME: &str = concat!(
+    prelude!(),
+    r#"
+redis.call('SREM', P .. 'paused', ARGV[1])
+wake()
+return 1
+"#
+);
+
 /// ARGV: has queue (0/1), queue, batch. Returns how many were deleted.
 pub(super) const PURGE_DEAD: &str = concat!(
     prelude!(),
