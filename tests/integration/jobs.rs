@@ -132,8 +132,8 @@ fn jobs_with_workers(queues: &[&str], concurrency: usize) -> Jobs {
 /// A job written as a foreign or broken producer would write it.
 fn raw_job(name: &str, queue: &str, payload: Vec<u8>) -> perf_runtime::jobs::NewJob {
     perf_runtime::jobs::NewJob {
-        name: name.to_owned(),
-        queue: queue.to_owned(),
+        name: name.to_owned().into(),
+        queue: queue.to_owned().into(),
         priority: perf_runtime::jobs::Priority::NORMAL,
         payload,
         run_at: std::time::SystemTime::now(),

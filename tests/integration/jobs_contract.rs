@@ -82,8 +82,8 @@ async fn the_postgres_store_deletes_completed_jobs_after_a_day() {
     let queue = format!("retention_{}", support::run_id());
     for i in 0..4u8 {
         let job = NewJob {
-            name: "retention".to_owned(),
-            queue: queue.clone(),
+            name: "retention".into(),
+            queue: queue.clone().into(),
             priority: Priority::NORMAL,
             payload: vec![i],
             run_at: SystemTime::now(),
@@ -190,8 +190,8 @@ async fn the_redis_store_drains_a_backlog_of_100_000_jobs() {
     let store = RedisStore::new(client, format!("perf-test-backlog-{}", support::run_id()));
     let queue = "backlog".to_owned();
     let job = |i: u32| NewJob {
-        name: "backlog".to_owned(),
-        queue: queue.clone(),
+        name: "backlog".into(),
+        queue: queue.clone().into(),
         priority: Priority((i % 3) as i16 * 10),
         payload: i.to_le_bytes().to_vec(),
         run_at: SystemTime::now(),

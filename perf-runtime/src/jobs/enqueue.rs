@@ -189,7 +189,7 @@ impl JobHandle {
             id: self.id,
             waited: limit,
             state: record.state.as_str(),
-            queue: record.job.queue,
+            queue: record.job.queue.into_owned(),
         })
     }
 }

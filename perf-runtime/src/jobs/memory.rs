@@ -36,6 +36,10 @@ pub struct MemoryStore {
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
+/// A runnable job's place in its queue: highest priority first, then the
+/// order it became runnable.
+type ReadyKey = (Reverse<Priority>, u64, JobId);
+
 #[derive(Default)]
 struct State {
     next_id: u64,
@@ -44,7 +48,7 @@ struct State {
     next_ready_seq: u64,
     jobs: FastMap<JobId, Entry>,
     /// Runnable jobs per queue, highest priority then oldest first.
-    ready: FastMap<String, BTreeSet<(Reverse<Priority>, u64, JobId)>>,
+    ready: FastMap<String, BTreeSet<ReadyKey>>,
     scheduled: BTreeSet<(SystemTime, JobId)>,
     running: FastSet<JobId>,
     unique: FastMap<String, JobId>,
@@ -63,7 +67,7 @@ struct Entry {
     /// Set while running: the token and until when.
     lease: Option<(u64, Instant)>,
     /// The key in `ready`, while runnable.
-    ready_key: Option<(Reverse<Priority>, u64, JobId)>,
+    ready_key: Option<ReadyKey>,
     dead_seq: Option<u64>,
 }
 
@@ -160,15 +164,33 @@ impl State {
             let key = (Reverse(entry.record.job.priority), self.next_ready_seq, id);
             entry.record.state = JobState::Available;
             entry.ready_key = Some(key);
-            self.ready
-                .entry(entry.record.job.queue.clone())
-                .or_default()
-                .insert(key);
+            let queue = &entry.record.job.queue;
+            // The queue's name is copied only for its first ready job.
+            match self.ready.get_mut(&**queue) {
+                Some(ready) => ready.insert(key),
+                None => self.ready.entry(queue.to_string()).or_default().insert(key),
+            };
         } else {
             entry.record.state = JobState::Scheduled;
             entry.record.job.run_at = at;
             self.scheduled.insert((at, id));
         }
+    }
+
+    /// The key and queue of the best runnable job at the head of any
+    /// unpaused queue of `queues`.
+    fn best_ready<'q>(
+        &self,
+        queues: &'q [String],
+    ) -> Option<(ReadyKey, &'q String)> {
+        queues
+            .iter()
+            .filter(|queue| self.paused.is_empty() || !self.paused.contains(*queue))
+            .filter_map(|queue| {
+                let head = self.ready.get(queue)?.first()?;
+                Some((*head, queue))
+            })
+            .min_by_key(|(head, _)| *head)
     }
 
     /// Moves scheduled jobs whose time has come to their ready queues.
@@ -303,20 +325,10 @@ impl JobStore for MemoryStore {
         state.promote(now);
         let mut claimed = Vec::new();
         while claimed.len() < limit {
-            // The best job at the head of any unpaused queue asked for.
-            let best = queues
-                .iter()
-                .filter(|queue| !state.paused.contains(*queue))
-                .filter_map(|queue| {
-                    let head = state.ready.get(queue)?.first()?;
-                    Some((*head, queue))
-                })
-                .min_by_key(|(head, _)| *head);
-            let Some((key, queue)) = best else {
+            let Some((key, queue)) = state.best_ready(queues) else {
                 break;
             };
-            let queue = queue.clone();
-            if let Some(ready) = state.ready.get_mut(&queue) {
+            if let Some(ready) = state.ready.get_mut(queue) {
                 ready.remove(&key);
             }
             state.next_token += 1;
@@ -335,6 +347,14 @@ impl JobStore for MemoryStore {
                 lease: Lease { id, token },
             });
         }
+        let more = claimed.len() == limit && state.best_ready(queues).is_some();
+        drop(state);
+        if more {
+            // Runnable jobs remain: wake the next idle worker for them (an
+            // enqueue woke one worker, and each claim passes the wake-up on
+            // while work is left).
+            self.work.notify_one();
+        }
         Ok(claimed)
     }
 
@@ -349,7 +369,7 @@ impl JobStore for MemoryStore {
         })
     }
 
-    fn completes_in_process(&self) -> bool {
+    fn in_process(&self) -> bool {
         true
     }
 
@@ -547,9 +567,9 @@ impl JobStore for MemoryStore {
         for entry in state.jobs.values() {
             let record = &entry.record;
             let depth = depths
-                .entry(record.job.queue.as_str())
+                .entry(record.job.queue.as_ref())
                 .or_insert_with(|| QueueDepth {
-                    queue: record.job.queue.clone(),
+                    queue: record.job.queue.to_string(),
                     ..QueueDepth::default()
                 });
             match record.state {

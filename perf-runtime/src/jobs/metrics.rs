@@ -71,7 +71,10 @@ fn queue_hash(queue: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(queue.as_bytes())
 }
 
-fn counter(name: &'static str, queue: &str, priority: Priority, outcome: &'static str) -> Counter {
+/// Adds `by` to a counter. The cached handle is used in place: a clone
+/// (and its drop) would touch the handle's shared reference count, a cache
+/// line the worker threads would pass back and forth on every job.
+fn count(name: &'static str, queue: &str, priority: Priority, outcome: &'static str, by: u64) {
     let make = || {
         let mut labels = vec![
             Label::new("queue", queue.to_owned()),
@@ -85,61 +88,58 @@ fn counter(name: &'static str, queue: &str, priority: Priority, outcome: &'stati
     // Before `init` settles the recorder, a cached handle would stay bound
     // to the wrong one.
     if !crate::monitor::recorder::settled() {
-        return make();
+        return make().increment(by);
     }
     let key = (name, queue_hash(queue), priority.label(), outcome);
     HANDLES.with_borrow_mut(|handles| match handles.counters.get(&key) {
-        Some((known, counter)) if **known == *queue => counter.clone(),
-        Some(_) => make(),
+        Some((known, counter)) if **known == *queue => counter.increment(by),
+        Some(_) => make().increment(by),
         None => {
             let counter = make();
+            counter.increment(by);
             if handles.counters.len() < MAX_SERIES {
-                handles
-                    .counters
-                    .insert(key, (queue.into(), counter.clone()));
+                handles.counters.insert(key, (queue.into(), counter));
             }
-            counter
         }
-    })
+    });
 }
 
-fn histogram(name: &'static str, queue: &str) -> Histogram {
+/// Records `value` in a histogram, its handle used in place (see [`count`]).
+fn observe(name: &'static str, queue: &str, value: f64) {
     let make = || metrics::histogram!(name, "queue" => queue.to_owned());
     if !crate::monitor::recorder::settled() {
-        return make();
+        return make().record(value);
     }
     let key = (name, queue_hash(queue));
     HANDLES.with_borrow_mut(|handles| match handles.histograms.get(&key) {
-        Some((known, histogram)) if **known == *queue => histogram.clone(),
-        Some(_) => make(),
+        Some((known, histogram)) if **known == *queue => histogram.record(value),
+        Some(_) => make().record(value),
         None => {
             let histogram = make();
+            histogram.record(value);
             if handles.histograms.len() < MAX_SERIES {
-                handles
-                    .histograms
-                    .insert(key, (queue.into(), histogram.clone()));
+                handles.histograms.insert(key, (queue.into(), histogram));
             }
-            histogram
         }
-    })
+    });
 }
 
 /// Handles kept at most per thread (queues are named in code, so this is
 /// never near).
 const MAX_SERIES: usize = 4096;
 
-pub(super) fn enqueued(queue: &str, priority: Priority, count: u64) {
-    counter(names::JOBS_ENQUEUED, queue, priority, "").increment(count);
+pub(super) fn enqueued(queue: &str, priority: Priority, jobs: u64) {
+    count(names::JOBS_ENQUEUED, queue, priority, "", jobs);
 }
 
 pub(super) fn started(queue: &str, priority: Priority, waited: Duration) {
-    counter(names::JOBS_STARTED, queue, priority, "").increment(1);
-    histogram(names::JOBS_WAIT, queue).record(waited.as_secs_f64());
+    count(names::JOBS_STARTED, queue, priority, "", 1);
+    observe(names::JOBS_WAIT, queue, waited.as_secs_f64());
 }
 
 pub(super) fn finished(queue: &str, priority: Priority, outcome: &'static str, ran: Duration) {
-    counter(names::JOBS_FINISHED, queue, priority, outcome).increment(1);
-    histogram(names::JOBS_RUN, queue).record(ran.as_secs_f64());
+    count(names::JOBS_FINISHED, queue, priority, outcome, 1);
+    observe(names::JOBS_RUN, queue, ran.as_secs_f64());
 }
 
 pub(super) fn rescued(rescued: u64, buried: u64) {

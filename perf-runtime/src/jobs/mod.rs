@@ -46,6 +46,7 @@ mod scaling;
 mod store;
 mod worker;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -343,7 +344,7 @@ impl Jobs {
     }
 }
 
-fn count_by_queue(batch: &[NewJob]) -> HashMap<(String, Priority), u64> {
+fn count_by_queue(batch: &[NewJob]) -> HashMap<(Cow<'static, str>, Priority), u64> {
     let mut counts = HashMap::new();
     for job in batch {
         *counts.entry((job.queue.clone(), job.priority)).or_default() += 1;

@@ -1,6 +1,7 @@
 //! What a job is: its id, priority, retry policy, and the record a store
 //! keeps for it.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -166,10 +167,11 @@ impl JobSpec {
 /// A job as handed to a store.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewJob {
-    /// The handler's name.
-    pub name: String,
-    /// The queue.
-    pub queue: String,
+    /// The handler's name (borrowed from the `#[async_job]`'s spec when
+    /// enqueued through it: no copy per job).
+    pub name: Cow<'static, str>,
+    /// The queue (borrowed as the name is).
+    pub queue: Cow<'static, str>,
     /// The priority.
     pub priority: Priority,
     /// The arguments, MessagePack-encoded.
@@ -196,8 +198,8 @@ impl NewJob {
         unique_key: Option<String>,
     ) -> Self {
         NewJob {
-            name: spec.name.to_owned(),
-            queue: spec.queue.to_owned(),
+            name: Cow::Borrowed(spec.name),
+            queue: Cow::Borrowed(spec.queue),
             priority: spec.priority,
             payload,
             run_at,

@@ -855,8 +855,8 @@ impl JobRow {
         Ok(JobRecord {
             id: JobId(self.id as u64),
             job: NewJob {
-                name: self.name,
-                queue: self.queue,
+                name: self.name.into(),
+                queue: self.queue.into(),
                 priority: Priority(self.priority),
                 payload: self.payload,
                 run_at: from_millis(self.run_at),
@@ -890,8 +890,8 @@ struct BatchColumns {
 
 impl BatchColumns {
     fn push(&mut self, job: &NewJob) -> Result<(), StoreError> {
-        self.name.push(job.name.clone());
-        self.queue.push(job.queue.clone());
+        self.name.push(job.name.to_string());
+        self.queue.push(job.queue.to_string());
         self.priority.push(job.priority.0);
         self.payload.push(job.payload.clone());
         self.run_at.push(millis(job.run_at));

@@ -148,11 +148,12 @@ pub trait JobStore: Send + Sync + 'static {
     /// Marks the job done and drops its payload.
     async fn complete(&self, lease: &Lease) -> Result<Fenced, StoreError>;
 
-    /// Whether a completion is a call within this process, with no round
-    /// trip worth batching: workers then record each success as it ends
-    /// instead of handing it to their reporter. False unless a store says
-    /// so.
-    fn completes_in_process(&self) -> bool {
+    /// Whether the store's calls stay within this process, with no round
+    /// trip worth batching or claiming ahead for: each of a pool's runners
+    /// then claims its own next job and records each outcome as it ends,
+    /// with no claimer or reporter between (a hop between tasks costs more
+    /// than such a call). False unless a store says so.
+    fn in_process(&self) -> bool {
         false
     }
 

@@ -33,8 +33,8 @@ fn queue(check: &str) -> String {
 
 fn job(queue: &str, priority: i16, payload: &[u8]) -> NewJob {
     NewJob {
-        name: "contract".to_owned(),
-        queue: queue.to_owned(),
+        name: "contract".into(),
+        queue: queue.to_owned().into(),
         priority: Priority(priority),
         payload: payload.to_vec(),
         run_at: SystemTime::now(),

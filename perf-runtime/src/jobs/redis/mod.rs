@@ -315,7 +315,7 @@ fn job_arguments(mut job: NewJob, now: SystemTime) -> Result<[Value; ENQUEUE_WID
     // a little behind (and `ms` rounds up), which would leave it waiting.
     let due = job.run_at <= now;
     Ok([
-        Value::from(job.queue),
+        Value::from(job.queue.into_owned()),
         text(job.priority.0),
         text(ms(job.run_at)),
         text(job.max_attempts),

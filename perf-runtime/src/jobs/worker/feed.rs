@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::super::metrics;
 use super::super::model::Claimed;
-use super::super::store::Fenced;
+use super::super::store::{Fenced, StoreError};
 use super::Shared;
 use super::run::Handed;
 
@@ -52,11 +52,8 @@ pub(super) async fn claim_loop(
                     buffer.extend(claimed.into_iter().map(|job| (now, job)));
                 }
                 Err(error) => {
-                    failures = failures.saturating_add(1);
-                    tracing::warn!(store = shared.store.kind(), %error, "claiming jobs failed; retrying");
                     drop(permit);
-                    let wait = Duration::from_millis(100).saturating_mul(1 << failures.min(5));
-                    let _ = tokio::time::timeout(wait, stopped.changed()).await;
+                    claim_failed(&shared, &error, &mut failures, &mut stopped).await;
                     continue;
                 }
             }
@@ -87,6 +84,21 @@ pub(super) async fn claim_loop(
             tracing::warn!(job = %job.lease.id, %error, "could not hand a job back; its lease will run out");
         }
     }
+}
+
+/// After a claim that failed (the `failures`th in a row, counted here):
+/// logs it and waits before the next try, longer after each failure in a
+/// row (100 ms doubling to 3.2 s), or until the pool stops.
+pub(super) async fn claim_failed(
+    shared: &Shared,
+    error: &StoreError,
+    failures: &mut u32,
+    stopped: &mut watch::Receiver<bool>,
+) {
+    *failures = failures.saturating_add(1);
+    tracing::warn!(store = shared.store.kind(), %error, "claiming jobs failed; retrying");
+    let wait = Duration::from_millis(100).saturating_mul(1 << (*failures).min(5));
+    let _ = tokio::time::timeout(wait, stopped.changed()).await;
 }
 
 /// Hands a job claimed ahead to the runners, unless its lease was taken

@@ -1,6 +1,8 @@
 //! The worker pool.
 //!
-//! One task claims jobs while the pool has free slots (`feed.rs`) and hands
+//! With a store whose calls stay in this process (the memory store), each
+//! runner claims, runs and records its own jobs (`pull.rs`). Otherwise one
+//! task claims jobs while the pool has free slots (`feed.rs`) and hands
 //! each, with its slot, to one of a fixed set of runner tasks (`run.rs`),
 //! which runs the body under its timeout with panics caught. Runners pass
 //! what ended, with its slot, to one reporter task (`report.rs`), which
@@ -15,6 +17,7 @@
 
 mod config;
 mod feed;
+mod pull;
 mod report;
 mod run;
 mod upkeep;
@@ -114,26 +117,37 @@ impl WorkerPool {
         let (hand_out, dispatch) = mpsc::channel(ceiling);
         let dispatch: Dispatch = Arc::new(tokio::sync::Mutex::new(dispatch));
         let (ended, reports) = mpsc::unbounded_channel();
-        let runners = (0..ceiling)
-            .map(|index| {
-                tokio::spawn(run::runner(
-                    Arc::clone(&shared),
-                    index,
-                    Arc::clone(&dispatch),
-                    ended.clone(),
-                ))
-            })
-            .collect();
-        drop(ended);
-        let reporter = tokio::spawn(report::reporter(Arc::clone(&shared.store), reports));
-        let mut tasks = vec![
-            tokio::spawn(feed::claim_loop(
+        let mut tasks = vec![tokio::spawn(upkeep::sweep_loop(
+            Arc::clone(&shared),
+            stopped.clone(),
+        ))];
+        let runners = if shared.store.in_process() {
+            // Each runner claims its own jobs: no claimer, no reporter.
+            drop(hand_out);
+            (0..ceiling)
+                .map(|index| {
+                    tokio::spawn(pull::runner(Arc::clone(&shared), index, stopped.clone()))
+                })
+                .collect()
+        } else {
+            tasks.push(tokio::spawn(feed::claim_loop(
                 Arc::clone(&shared),
                 hand_out,
                 stopped.clone(),
-            )),
-            tokio::spawn(upkeep::sweep_loop(Arc::clone(&shared), stopped.clone())),
-        ];
+            )));
+            (0..ceiling)
+                .map(|index| {
+                    tokio::spawn(run::runner(
+                        Arc::clone(&shared),
+                        index,
+                        Arc::clone(&dispatch),
+                        ended.clone(),
+                    ))
+                })
+                .collect()
+        };
+        drop(ended);
+        let reporter = tokio::spawn(report::reporter(Arc::clone(&shared.store), reports));
         if shared.slots.scales() {
             let waiting = Arc::clone(&shared);
             tasks.push(tokio::spawn(scale_loop(
@@ -183,8 +197,9 @@ impl WorkerPool {
         for task in self.tasks.drain(..) {
             let _ = task.await;
         }
-        // The claimer has stopped and closed the channel: each runner ends
-        // once the jobs handed out are done.
+        // The claimer has stopped and closed the channel, or the runners
+        // claim for themselves and have seen the stop: each runner ends once
+        // the jobs it was handed, or claimed, are done.
         let mut runners = std::mem::take(&mut self.runners);
         let finished =
             tokio::time::timeout(grace, futures_util::future::join_all(runners.iter_mut())).await;

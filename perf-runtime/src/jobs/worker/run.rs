@@ -2,11 +2,13 @@
 //! taking the next job handed out, running its body under its timeout with
 //! panics caught, and passing what ended to the reporter.
 
+use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
 
 use super::super::metrics;
@@ -26,7 +28,7 @@ pub(super) type Dispatch = Arc<tokio::sync::Mutex<mpsc::Receiver<Handed>>>;
 /// An attempt that ended, for the reporter to record.
 pub(super) struct Ended {
     pub(super) lease: Lease,
-    pub(super) queue: String,
+    pub(super) queue: Cow<'static, str>,
     pub(super) priority: Priority,
     /// Attempts so far, this one included.
     pub(super) attempts: u32,
@@ -55,11 +57,6 @@ pub(super) async fn runner(
         shared.set_running(index, Some(job.lease.clone()));
         let ended = run(job, permit, &shared.running[index].lost).await;
         shared.set_running(index, None);
-        if ended.outcome == JobOutcome::Done && shared.store.completes_in_process() {
-            // Nothing to batch: record it here, without the reporter's hop.
-            super::report::record_one(&*shared.store, ended).await;
-            continue;
-        }
         if let Err(refused) = report.send(ended) {
             // The reporter is gone (a store that panicked in it): record
             // here rather than stop running jobs.
@@ -68,7 +65,7 @@ pub(super) async fn runner(
     }
 }
 
-async fn run(job: Claimed, slot: OwnedSemaphorePermit, lost: &Notify) -> Ended {
+pub(super) async fn run(job: Claimed, slot: OwnedSemaphorePermit, lost: &Notify) -> Ended {
     let Claimed { record, lease } = job;
     let JobRecord {
         job:
@@ -89,21 +86,7 @@ async fn run(job: Claimed, slot: OwnedSemaphorePermit, lost: &Notify) -> Ended {
     metrics::started(&queue, priority, waited);
     let started = tokio::time::Instant::now();
     let outcome = match registry::handler(&name) {
-        Some(handler) => {
-            let body = AssertUnwindSafe((handler.run)(&payload)).catch_unwind();
-            tokio::select! {
-                ended = tokio::time::timeout(timeout, body) => match ended {
-                    Ok(Ok(outcome)) => outcome,
-                    Ok(Err(panic)) => {
-                        JobOutcome::Failed(format!("panicked: {}", panic_message(&*panic)))
-                    }
-                    Err(_) => JobOutcome::Failed(format!("timed out after {timeout:?}")),
-                },
-                // Recorded as a failure, which the store refuses (the lease
-                // is another worker's): counted as `lease_lost`.
-                () = lost.notified() => JobOutcome::Failed("stopped: its lease was taken over".to_owned()),
-            }
-        }
+        Some(handler) => guarded((handler.run)(&payload), started, timeout, lost).await,
         None => {
             let reason = format!(
                 "no #[async_job] named `{name}` in this binary (it knows: {})",
@@ -123,6 +106,34 @@ async fn run(job: Claimed, slot: OwnedSemaphorePermit, lost: &Notify) -> Ended {
         ran: started.elapsed(),
         _slot: slot,
     }
+}
+
+/// Runs `body` with panics caught, stopped `timeout` after `started` or
+/// when `lost` is signalled. The timer and the signal are set only if the body does not
+/// end at its first poll: a timer takes a lock on tokio's timer wheel to
+/// set and another to cancel, and many jobs (a no-op, a cache write) end
+/// at once.
+async fn guarded(
+    body: BoxFuture<'static, JobOutcome>,
+    started: tokio::time::Instant,
+    timeout: Duration,
+    lost: &Notify,
+) -> JobOutcome {
+    let mut body = std::pin::pin!(AssertUnwindSafe(body).catch_unwind());
+    let ended = match futures_util::poll!(body.as_mut()) {
+        std::task::Poll::Ready(ended) => ended,
+        std::task::Poll::Pending => tokio::select! {
+            ended = tokio::time::timeout_at(started + timeout, body) => match ended {
+                Ok(ended) => ended,
+                Err(_) => return JobOutcome::Failed(format!("timed out after {timeout:?}")),
+            },
+            // Recorded as a failure, which the store refuses (the lease
+            // is another worker's): counted as `lease_lost`.
+            () = lost.notified() => return JobOutcome::Failed("stopped: its lease was taken over".to_owned()),
+        },
+    };
+    ended
+        .unwrap_or_else(|panic| JobOutcome::Failed(format!("panicked: {}", panic_message(&*panic))))
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
