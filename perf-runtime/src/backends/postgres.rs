@@ -15,6 +15,7 @@
 //! the check connects once directly to report the real cause.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -22,7 +23,7 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use crate::config::{PerfConfig, SecretUrl};
-use crate::db::Db;
+use crate::db::{Db, IdleCheck};
 use crate::lifecycle::InitError;
 use crate::monitor::HealthCheck;
 
@@ -49,6 +50,8 @@ impl PostgresBackend {
         } else {
             options
         };
+        let idle_check = Arc::new(IdleCheck::new());
+        let asked = Arc::clone(&idle_check);
         let pool = PgPoolOptions::new()
             .max_connections(config.db_max_connections)
             .min_connections(config.db_min_connections)
@@ -56,10 +59,25 @@ impl PostgresBackend {
             .idle_timeout(config.db_idle_timeout)
             .max_lifetime(config.db_max_lifetime)
             // A connection the server dropped (a restart) is found out
-            // before a query gets it, so the pool heals by itself.
-            .test_before_acquire(true)
+            // before a query gets it, so the pool heals by itself: pinged
+            // when a failure since it was handed back (or a long idle) says
+            // it may be broken, not before every query (see `IdleCheck`).
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                let asked = Arc::clone(&asked);
+                Box::pin(async move {
+                    if asked.needs_ping(meta.idle_for)
+                        && let Err(error) = conn.ping().await
+                    {
+                        // Its siblings may be as dead: check them too.
+                        asked.failed();
+                        return Err(error);
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(options.clone());
-        let db = Db::new(pool.clone(), url.clone(), config);
+        let db = Db::new(pool.clone(), idle_check, url.clone(), config);
         Ok(PostgresBackend {
             db,
             pool,

@@ -73,6 +73,7 @@
 
 mod cached;
 mod error;
+mod idle_check;
 mod lent;
 mod params;
 mod pool_metrics;
@@ -87,6 +88,7 @@ use crate::config::{PerfConfig, SecretUrl};
 
 pub use cached::invalidate_tables;
 pub use error::DbError;
+pub(crate) use idle_check::IdleCheck;
 pub use params::Params;
 pub use pool_metrics::PoolStatus;
 /// Rows decode into a [`FromRow`] type (a tuple, or a struct with sqlx's
@@ -104,6 +106,9 @@ pub struct Db {
 
 struct Inner {
     pool: PgPool,
+    /// Told of every failure, so the idle connections older than it are
+    /// pinged before they are lent.
+    idle_check: Arc<IdleCheck>,
     server: SecretUrl,
     pgbouncer: bool,
     acquire_timeout: Duration,
@@ -112,10 +117,16 @@ struct Inner {
 }
 
 impl Db {
-    pub(crate) fn new(pool: PgPool, server: SecretUrl, config: &PerfConfig) -> Self {
+    pub(crate) fn new(
+        pool: PgPool,
+        idle_check: Arc<IdleCheck>,
+        server: SecretUrl,
+        config: &PerfConfig,
+    ) -> Self {
         Db {
             inner: Arc::new(Inner {
                 pool,
+                idle_check,
                 server,
                 pgbouncer: config.db_pgbouncer,
                 acquire_timeout: config.db_acquire_timeout,

@@ -111,6 +111,9 @@ impl Db {
         let acquired = self.inner.pool.acquire().await;
         let timed_out = matches!(acquired, Err(sqlx::Error::PoolTimedOut));
         pool_metrics::record_acquire(started.elapsed(), timed_out);
+        if timed_out {
+            self.inner.idle_check.failed();
+        }
         acquired
             .map(|conn| Lent::new(conn, self.inner.acquire_timeout))
             .map_err(|error| match error {
@@ -134,6 +137,10 @@ impl Db {
     }
 
     pub(crate) fn query_failed(&self, error: &sqlx::Error) -> DbError {
+        // Any failure, even a refused statement: the idle connections are
+        // then pinged once each, which costs little, and telling a broken
+        // connection from a refused statement by sqlx's error is guesswork.
+        self.inner.idle_check.failed();
         DbError::Query {
             server: self.server(),
             reason: self.inner.server.scrub(&error.to_string()),

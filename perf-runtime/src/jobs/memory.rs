@@ -179,10 +179,7 @@ impl State {
 
     /// The key and queue of the best runnable job at the head of any
     /// unpaused queue of `queues`.
-    fn best_ready<'q>(
-        &self,
-        queues: &'q [String],
-    ) -> Option<(ReadyKey, &'q String)> {
+    fn best_ready<'q>(&self, queues: &'q [String]) -> Option<(ReadyKey, &'q String)> {
         queues
             .iter()
             .filter(|queue| self.paused.is_empty() || !self.paused.contains(*queue))
