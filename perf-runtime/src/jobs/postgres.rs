@@ -122,16 +122,22 @@ const PENDING_WITH_KEY: &str =
 
 const NOTIFY: &str = "SELECT pg_notify('perf_jobs', $1)";
 
+/// Inserts the jobs of eight parallel arrays in their order and returns
+/// their ids as one array, in that order (ids come from a sequence, drawn
+/// as the rows go in: ascending in insertion order). One array, not a row
+/// per job: 10,000 rows cost the client more to read than the insert
+/// costs the server. The enqueue time is read once for the batch.
 const INSERT_BATCH: &str = concat!(
-    "WITH rows AS (SELECT * FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bytea[], ",
-    "$5::bigint[], $6::integer[], $7::bytea[], $8::bigint[]) WITH ORDINALITY ",
-    "AS t(name, queue, priority, payload, run_at, max_attempts, backoff, timeout_ms, n)) ",
-    "INSERT INTO perf_jobs (name, queue, priority, payload, state, run_at, max_attempts, ",
-    "backoff, timeout_ms, enqueued_at) ",
-    "SELECT name, queue, priority, payload, 'available', run_at, max_attempts, backoff, ",
-    "timeout_ms, ",
+    "WITH now AS (SELECT ",
     now_ms!(),
-    " FROM rows ORDER BY n RETURNING id"
+    " AS ms), ins AS (INSERT INTO perf_jobs (name, queue, priority, payload, state, run_at, ",
+    "max_attempts, backoff, timeout_ms, enqueued_at) ",
+    "SELECT t.name, t.queue, t.priority, t.payload, 'available', t.run_at, t.max_attempts, ",
+    "t.backoff, t.timeout_ms, now.ms FROM unnest($1::text[], $2::text[], $3::smallint[], ",
+    "$4::bytea[], $5::bigint[], $6::integer[], $7::bytea[], $8::bigint[]) WITH ORDINALITY ",
+    "AS t(name, queue, priority, payload, run_at, max_attempts, backoff, timeout_ms, n) ",
+    "CROSS JOIN now ORDER BY t.n RETURNING id) ",
+    "SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM ins"
 );
 
 /// Per queue, the best runnable rows in index order (a LATERAL scan of
@@ -552,8 +558,9 @@ impl JobStore for PostgresStore {
             tx.commit().await.map_err(|error| self.sql_error(&error))?;
             return Ok(stored);
         }
+        let count = jobs.len();
         let mut columns = BatchColumns::default();
-        for job in &jobs {
+        for job in jobs {
             columns.push(job)?;
         }
         let queues: Vec<String> = {
@@ -562,17 +569,28 @@ impl JobStore for PostgresStore {
             queues.dedup();
             queues
         };
-        let ids: Vec<(i64,)> = self
+        let ids: Option<(Vec<i64>,)> = self
             .db
-            .fetch_all(INSERT_BATCH, columns.into_params())
+            .fetch_optional(INSERT_BATCH, columns.into_params())
             .await
             .map_err(|e| unavailable(&e))?;
+        let ids = ids.map(|(ids,)| ids).unwrap_or_default();
+        if ids.len() != count {
+            return Err(StoreError::Unavailable {
+                store: "postgres",
+                message: format!(
+                    "the batch insert returned {} ids for {} jobs",
+                    ids.len(),
+                    count
+                ),
+            });
+        }
         for queue in queues {
             let _ = self.db.execute(NOTIFY, Params::new().bind(queue)).await;
         }
         Ok(ids
             .into_iter()
-            .map(|(id,)| Enqueued {
+            .map(|id| Enqueued {
                 id: JobId(id as u64),
                 duplicate: false,
             })
@@ -889,11 +907,11 @@ struct BatchColumns {
 }
 
 impl BatchColumns {
-    fn push(&mut self, job: &NewJob) -> Result<(), StoreError> {
-        self.name.push(job.name.to_string());
-        self.queue.push(job.queue.to_string());
+    fn push(&mut self, job: NewJob) -> Result<(), StoreError> {
+        self.name.push(job.name.into_owned());
+        self.queue.push(job.queue.into_owned());
         self.priority.push(job.priority.0);
-        self.payload.push(job.payload.clone());
+        self.payload.push(job.payload);
         self.run_at.push(millis(job.run_at));
         self.max_attempts
             .push(i32::try_from(job.max_attempts).unwrap_or(i32::MAX));

@@ -413,6 +413,15 @@ async fn batches_are_stored_in_order(store: &dyn JobStore) {
     let batch: Vec<NewJob> = (0..100u8).map(|i| job(&queue, 10, &[i])).collect();
     let stored = store.enqueue_batch(batch).await.expect("batch");
     assert_eq!(stored.len(), 100);
+    for (i, enqueued) in stored.iter().enumerate() {
+        let record = store.get(enqueued.id).await.expect("get").expect("stored");
+        assert_eq!(
+            record.job.payload,
+            [i as u8],
+            "{}: the id answered for job {i} is that job's",
+            store.kind()
+        );
+    }
     let claimed = claim(store, &queue, 100, Duration::from_secs(30)).await;
     let payloads: Vec<u8> = claimed.iter().map(|c| c.record.job.payload[0]).collect();
     assert_eq!(
