@@ -86,6 +86,15 @@ impl MemoryStore {
         }
     }
 
+    /// After a claim that left runnable jobs: wakes the next idle worker
+    /// for them (an enqueue woke one worker, and each claim passes the
+    /// wake-up on while work is left).
+    fn wake_if(&self, more: bool) {
+        if more {
+            self.work.notify_one();
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -175,6 +184,45 @@ impl State {
             entry.record.job.run_at = at;
             self.scheduled.insert((at, id));
         }
+    }
+
+    /// Leases up to `limit` of the best runnable jobs of `queues` for
+    /// `lease`; and whether runnable jobs remain after them.
+    fn claim(
+        &mut self,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+        now: SystemTime,
+    ) -> (Vec<Claimed>, bool) {
+        let until = Instant::now() + lease;
+        self.promote(now);
+        let mut claimed = Vec::new();
+        while claimed.len() < limit {
+            let Some((key, queue)) = self.best_ready(queues) else {
+                break;
+            };
+            if let Some(ready) = self.ready.get_mut(queue) {
+                ready.remove(&key);
+            }
+            self.next_token += 1;
+            let token = self.next_token;
+            let id = key.2;
+            self.running.insert(id);
+            let Some(entry) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            entry.ready_key = None;
+            entry.lease = Some((token, until));
+            entry.record.state = JobState::Running;
+            entry.record.attempts += 1;
+            claimed.push(Claimed {
+                record: entry.record.clone(),
+                lease: Lease { id, token },
+            });
+        }
+        let more = claimed.len() == limit && self.best_ready(queues).is_some();
+        (claimed, more)
     }
 
     /// The key and queue of the best runnable job at the head of any
@@ -317,42 +365,28 @@ impl JobStore for MemoryStore {
         lease: Duration,
     ) -> Result<Vec<Claimed>, StoreError> {
         let now = SystemTime::now();
-        let until = Instant::now() + lease;
         let mut state = self.lock();
-        state.promote(now);
-        let mut claimed = Vec::new();
-        while claimed.len() < limit {
-            let Some((key, queue)) = state.best_ready(queues) else {
-                break;
-            };
-            if let Some(ready) = state.ready.get_mut(queue) {
-                ready.remove(&key);
-            }
-            state.next_token += 1;
-            let token = state.next_token;
-            let id = key.2;
-            state.running.insert(id);
-            let Some(entry) = state.jobs.get_mut(&id) else {
-                continue;
-            };
-            entry.ready_key = None;
-            entry.lease = Some((token, until));
-            entry.record.state = JobState::Running;
-            entry.record.attempts += 1;
-            claimed.push(Claimed {
-                record: entry.record.clone(),
-                lease: Lease { id, token },
-            });
-        }
-        let more = claimed.len() == limit && state.best_ready(queues).is_some();
+        let (claimed, more) = state.claim(queues, limit, lease, now);
         drop(state);
-        if more {
-            // Runnable jobs remain: wake the next idle worker for them (an
-            // enqueue woke one worker, and each claim passes the wake-up on
-            // while work is left).
-            self.work.notify_one();
-        }
+        self.wake_if(more);
         Ok(claimed)
+    }
+
+    async fn complete_and_claim(
+        &self,
+        done: &Lease,
+        _worker: &WorkerId,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<(Fenced, Vec<Claimed>), StoreError> {
+        let now = SystemTime::now();
+        let mut state = self.lock();
+        let fenced = state.complete(done, now);
+        let (claimed, more) = state.claim(queues, limit, lease, now);
+        drop(state);
+        self.wake_if(more);
+        Ok((fenced, claimed))
     }
 
     async fn heartbeat(&self, lease: &Lease, extend: Duration) -> Result<Fenced, StoreError> {

@@ -157,6 +157,27 @@ pub trait JobStore: Send + Sync + 'static {
         false
     }
 
+    /// Marks the job of `done` done, fenced as by [`complete`](Self::complete),
+    /// and claims as [`claim`](Self::claim) does, in one step where the
+    /// store can (the memory store: under one lock). Runners that claim
+    /// for themselves ([`in_process`](Self::in_process)) end a job that
+    /// succeeded and take their next one with it.
+    ///
+    /// # Errors
+    /// The store's error: then the job may or may not be marked done, and
+    /// nothing was claimed.
+    async fn complete_and_claim(
+        &self,
+        done: &Lease,
+        worker: &WorkerId,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<(Fenced, Vec<Claimed>), StoreError> {
+        let fenced = self.complete(done).await?;
+        Ok((fenced, self.claim(worker, queues, limit, lease).await?))
+    }
+
     /// Marks every job of `leases` done, each fenced as by
     /// [`complete`](Self::complete), in one step (one lock, one round
     /// trip) where the store can; the answers in the order of `leases`.

@@ -17,6 +17,7 @@ pub async fn run_all(store: Arc<dyn JobStore>) {
     an_expired_lease_is_rescued_and_the_old_token_is_fenced(&*store).await;
     heartbeats_keep_a_lease(&*store).await;
     completions_in_one_call_are_fenced_each(&*store).await;
+    a_completion_takes_the_next_job_with_it(&*store).await;
     a_job_that_keeps_losing_its_worker_dies(&*store).await;
     failures_retry_then_die_and_dead_letters_are_managed(&*store).await;
     unique_keys_hold_under_concurrent_enqueues(Arc::clone(&store)).await;
@@ -194,6 +195,54 @@ async fn completions_in_one_call_are_fenced_each(store: &dyn JobStore) {
     let again = claim(store, &queue, 3, Duration::from_secs(30)).await;
     assert_eq!(again.len(), 1, "the handed-back job runs again");
     store.complete(&again[0].lease).await.expect("complete");
+}
+
+async fn a_completion_takes_the_next_job_with_it(store: &dyn JobStore) {
+    let queue = queue("complete_and_claim");
+    let queues = [queue.clone()];
+    for i in 0..2u8 {
+        store.enqueue(job(&queue, 10, &[i])).await.expect("enqueue");
+    }
+    let first = claim(store, &queue, 1, Duration::from_secs(30)).await;
+    assert_eq!(first.len(), 1);
+    let lease = Duration::from_secs(30);
+    let (fenced, next) = store
+        .complete_and_claim(&first[0].lease, &worker(), &queues, 1, lease)
+        .await
+        .expect("complete and claim");
+    assert_eq!(fenced, Fenced::Accepted, "{}", store.kind());
+    assert_eq!(
+        next.len(),
+        1,
+        "{}: the next job comes with it",
+        store.kind()
+    );
+    assert_eq!(
+        next[0].record.job.payload,
+        [1],
+        "{}: in order",
+        store.kind()
+    );
+    let record = store
+        .get(first[0].record.id)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(record.state, JobState::Completed, "{}", store.kind());
+
+    // Done once: the same lease again is stale, and the queue is empty.
+    let (fenced, none) = store
+        .complete_and_claim(&first[0].lease, &worker(), &queues, 1, lease)
+        .await
+        .expect("again");
+    assert_eq!(
+        fenced,
+        Fenced::Stale,
+        "{}: a job is completed once",
+        store.kind()
+    );
+    assert!(none.is_empty(), "{}: nothing left", store.kind());
+    store.complete(&next[0].lease).await.expect("complete");
 }
 
 async fn heartbeats_keep_a_lease(store: &dyn JobStore) {

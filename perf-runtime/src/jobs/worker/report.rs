@@ -88,12 +88,12 @@ async fn outcome_of(store: &dyn JobStore, ended: &Ended) -> &'static str {
     }
 }
 
-fn finished(ended: &Ended, outcome: &'static str) {
+pub(super) fn finished(ended: &Ended, outcome: &'static str) {
     metrics::finished(&ended.queue, ended.priority, outcome, ended.ran);
 }
 
 /// The outcome label of a fenced call.
-fn label(result: Result<Fenced, StoreError>, accepted: &'static str) -> &'static str {
+pub(super) fn label(result: Result<Fenced, StoreError>, accepted: &'static str) -> &'static str {
     match result {
         Ok(Fenced::Accepted) => accepted,
         Ok(Fenced::Stale) => "lease_lost",

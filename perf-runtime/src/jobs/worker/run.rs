@@ -38,7 +38,7 @@ pub(super) struct Ended {
     /// The job's slot, freed once the outcome is in the store: a job whose
     /// body ran is in flight until then (a crash now runs it again), and
     /// the pool never has more jobs in flight than slots.
-    pub(super) _slot: OwnedSemaphorePermit,
+    pub(super) slot: OwnedSemaphorePermit,
 }
 
 /// Runner `index`: runs jobs until the hand-out channel is closed and
@@ -104,7 +104,7 @@ pub(super) async fn run(job: Claimed, slot: OwnedSemaphorePermit, lost: &Notify)
         backoff,
         outcome,
         ran: started.elapsed(),
-        _slot: slot,
+        slot,
     }
 }
 
