@@ -187,16 +187,19 @@ impl State {
     }
 
     /// Leases up to `limit` of the best runnable jobs of `queues` for
-    /// `lease`; and whether runnable jobs remain after them.
+    /// `lease`, scheduled jobs due by `now` (read here if `None`) included;
+    /// and whether runnable jobs remain after them.
     fn claim(
         &mut self,
         queues: &[String],
         limit: usize,
         lease: Duration,
-        now: SystemTime,
+        now: Option<SystemTime>,
     ) -> (Vec<Claimed>, bool) {
         let until = Instant::now() + lease;
-        self.promote(now);
+        if !self.scheduled.is_empty() {
+            self.promote(now.unwrap_or_else(SystemTime::now));
+        }
         let mut claimed = Vec::new();
         while claimed.len() < limit {
             let Some((key, queue)) = self.best_ready(queues) else {
@@ -364,9 +367,10 @@ impl JobStore for MemoryStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let now = SystemTime::now();
+        // The wall clock is read (under the lock) only if scheduled jobs
+        // may be due.
         let mut state = self.lock();
-        let (claimed, more) = state.claim(queues, limit, lease, now);
+        let (claimed, more) = state.claim(queues, limit, lease, None);
         drop(state);
         self.wake_if(more);
         Ok(claimed)
@@ -383,7 +387,7 @@ impl JobStore for MemoryStore {
         let now = SystemTime::now();
         let mut state = self.lock();
         let fenced = state.complete(done, now);
-        let (claimed, more) = state.claim(queues, limit, lease, now);
+        let (claimed, more) = state.claim(queues, limit, lease, Some(now));
         drop(state);
         self.wake_if(more);
         Ok((fenced, claimed))
