@@ -40,7 +40,7 @@ use fred::prelude::Client;
 use fred::types::Value;
 use tokio::sync::{Notify, watch};
 
-use super::model::{Claimed, JobId, JobRecord, JobState, Lease, NewJob, WorkerId};
+use super::model::{Claimed, JobId, JobRecord, JobState, Lease, NewJob, WorkerId, rand_u64};
 use super::store::{AfterFailure, Enqueued, Fenced, JobStore, QueueDepth, StoreError};
 use crate::backends::redis_subscribe::{Delivery, follow};
 
@@ -84,6 +84,11 @@ pub struct RedisStore {
     /// Started by the first wait for work; dropping it stops the
     /// subscription.
     wake_subscription: OnceLock<watch::Sender<bool>>,
+    /// This store's mark on the wake-ups its enqueues publish: it wakes its
+    /// own workers at once, so their echo is ignored (it would send each
+    /// idle pool a claim that finds nothing, a round trip per job when jobs
+    /// arrive one at a time).
+    origin: String,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -111,6 +116,7 @@ impl RedisStore {
             work: Arc::new(Notify::new()),
             next_due: Mutex::new(None),
             wake_subscription: OnceLock::new(),
+            origin: format!("{:016x}", rand_u64()),
         }
     }
 
@@ -133,8 +139,12 @@ impl RedisStore {
         self.wake_subscription.get_or_init(|| {
             let (stop, stopped) = watch::channel(false);
             let work = Arc::clone(&self.work);
-            let wake = move |_: Delivery| {
-                work.notify_one();
+            let origin = self.origin.clone();
+            let wake = move |delivery: Delivery| {
+                let echo = matches!(&delivery, Delivery::Message(Some(from)) if *from == origin);
+                if !echo {
+                    work.notify_one();
+                }
                 std::future::ready(())
             };
             tokio::spawn(follow(
@@ -359,7 +369,8 @@ impl JobStore for RedisStore {
         let expected = jobs.len();
         let now = SystemTime::now();
         // Everything is encoded before anything is sent: all or none.
-        let mut args = Vec::with_capacity(expected * ENQUEUE_WIDTH);
+        let mut args = Vec::with_capacity(1 + expected * ENQUEUE_WIDTH);
+        args.push(Value::from(self.origin.as_str()));
         for job in jobs {
             args.extend(job_arguments(job, now)?);
         }

@@ -28,11 +28,14 @@ local function count(state, queue, delta)
   redis.call('HINCRBY', P .. 'n:' .. state, queue, delta)
 end
 -- Tells idle workers of every process to claim, once per script run that
--- makes a job runnable or schedules one.
+-- makes a job runnable or schedules one. The message is `origin`: an
+-- enqueue sets it to its store's mark, so that store (which woke its own
+-- workers already) can ignore the echo.
 local woken = false
+local origin = '1'
 local function wake()
   if not woken then
-    redis.call('PUBLISH', P .. 'wake', '1')
+    redis.call('PUBLISH', P .. 'wake', origin)
     woken = true
   end
 end
@@ -143,21 +146,23 @@ end
     };
 }
 
-/// ARGV: the jobs, [`ENQUEUE_WIDTH`](super::ENQUEUE_WIDTH) values each (see `enqueue_fn!`).
-/// Returns `id, duplicate` pairs.
+/// ARGV: the enqueuing store's mark (published with the wake-up), then the
+/// jobs, [`ENQUEUE_WIDTH`](super::ENQUEUE_WIDTH) values each (see
+/// `enqueue_fn!`). Returns `id, duplicate` pairs.
 pub(super) const ENQUEUE: &str = concat!(
     prelude!(),
     enqueue_fn!(),
     r#"
 local now = now_ms()
 local out = {}
+origin = ARGV[1]
 -- Ids and FIFO sequence numbers for every job in two calls, not two per
 -- job (a job that turns out to be a duplicate leaves a gap, harmlessly).
-local n = #ARGV / 9
+local n = (#ARGV - 1) / 9
 local first_id, first_seq = draw('seq:id', n), draw('seq:ready', n)
 local known_queues = {}
 for i = 0, n - 1 do
-  local id, duplicate = enqueue(i * 9, now, first_id + i, first_seq + i, known_queues)
+  local id, duplicate = enqueue(1 + i * 9, now, first_id + i, first_seq + i, known_queues)
   out[#out + 1] = id
   out[#out + 1] = duplicate
 end

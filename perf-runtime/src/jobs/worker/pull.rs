@@ -19,7 +19,7 @@ use super::super::metrics;
 use super::super::model::Claimed;
 use super::super::registry::JobOutcome;
 use super::Shared;
-use super::feed::claim_failed;
+use super::feed::{claim_failed, wait_for_work};
 use super::report::{finished, label, record_one};
 use super::run::{Ended, run};
 
@@ -129,8 +129,5 @@ async fn complete_and_claim_next(shared: &Shared, ended: Ended) -> Option<Next> 
 /// work or the stop.
 async fn idle(shared: &Shared, stopped: &mut watch::Receiver<bool>) {
     metrics::busy(shared.slots.busy());
-    tokio::select! {
-        () = shared.store.wait_for_work(shared.config.idle_poll) => {}
-        _ = stopped.changed() => {}
-    }
+    wait_for_work(shared, stopped).await;
 }
