@@ -24,11 +24,6 @@ pub(super) async fn claim_loop(
     // of one claim per freed slot (a round trip per job on a remote store).
     // Each with the time it was claimed.
     let mut buffer: VecDeque<(Instant, Claimed)> = VecDeque::new();
-    // The last claim got fewer jobs than it asked for: the queues were
-    // empty then, so the next claim waits for a wake-up (an enqueue, or a
-    // job falling due) instead of asking again at once and finding nothing
-    // (a round trip per job wasted when jobs arrive one at a time).
-    let mut drained = false;
     while !*stopped.borrow() {
         let permit = tokio::select! {
             permit = Arc::clone(shared.slots.semaphore()).acquire_owned() => permit,
@@ -37,11 +32,6 @@ pub(super) async fn claim_loop(
         let Ok(permit) = permit else {
             break;
         };
-        if buffer.is_empty() && std::mem::take(&mut drained) {
-            drop(permit);
-            wait_for_work(&shared, &mut stopped).await;
-            continue;
-        }
         if buffer.is_empty() {
             let slots = &shared.slots;
             let want = slots.semaphore().available_permits() + 1 + slots.limit();
@@ -57,7 +47,6 @@ pub(super) async fn claim_loop(
             {
                 Ok(claimed) => {
                     failures = 0;
-                    drained = claimed.len() < want;
                     shared.prefetched(claimed.iter().map(|job| job.lease.clone()));
                     let now = Instant::now();
                     buffer.extend(claimed.into_iter().map(|job| (now, job)));
@@ -70,8 +59,11 @@ pub(super) async fn claim_loop(
             }
         }
         let Some((claimed_at, job)) = buffer.pop_front() else {
-            // Nothing claimed (`drained` is set): the next round waits.
+            // Nothing claimed: wait for work. Only an empty claim waits:
+            // one that came back short may have skipped rows another
+            // process's claim had locked (PostgreSQL), with jobs left.
             drop(permit);
+            wait_for_work(&shared, &mut stopped).await;
             continue;
         };
         hand_out_if_still_leased(&shared, &hand_out, claimed_at, job, permit).await;
@@ -88,9 +80,7 @@ pub(super) async fn claim_loop(
     // Claimed but never handed out: back to the store for any worker.
     for (_, job) in buffer {
         shared.unprefetch(job.lease.id);
-        if let Err(error) = shared.store.release(&job.lease).await {
-            tracing::warn!(job = %job.lease.id, %error, "could not hand a job back; its lease will run out");
-        }
+        shared.hand_back(&job.lease).await;
     }
 }
 

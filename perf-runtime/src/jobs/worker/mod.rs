@@ -236,9 +236,7 @@ impl WorkerPool {
             }
         }
         for lease in left {
-            if let Err(error) = self.shared.store.release(&lease).await {
-                tracing::warn!(job = %lease.id, %error, "could not hand a job back at shutdown; its lease will run out");
-            }
+            self.shared.hand_back(&lease).await;
         }
     }
 }
@@ -250,6 +248,14 @@ impl Drop for WorkerPool {
 }
 
 impl Shared {
+    /// Hands a claimed job back to the store unrun (its attempt not
+    /// counted), for any worker to take at once.
+    async fn hand_back(&self, lease: &Lease) {
+        if let Err(error) = self.store.release(lease).await {
+            tracing::warn!(job = %lease.id, %error, "could not hand a job back; its lease will run out");
+        }
+    }
+
     fn prefetched(&self, leases: impl Iterator<Item = Lease>) {
         let mut prefetched = self
             .prefetched

@@ -33,6 +33,13 @@ pub(super) async fn runner(shared: Arc<Shared>, index: usize, mut stopped: watch
     let mut next: Option<Next> = None;
     loop {
         let (job, slot) = match next.take() {
+            // Claimed with the last completion as the pool stopped: back
+            // to the store unrun, as shutdown hands back what has not
+            // started.
+            Some((job, _slot)) if *stopped.borrow() => {
+                shared.hand_back(&job.lease).await;
+                return;
+            }
             Some(next) => next,
             None => match claim_one(&shared, &mut stopped, &mut failures).await {
                 ControlFlow::Continue(Some(next)) => next,
