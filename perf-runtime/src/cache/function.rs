@@ -202,14 +202,7 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
     /// matched prompt points to.
     #[cfg_attr(not(feature = "ai"), allow(dead_code))]
     pub(crate) async fn peek(&self, key: CacheKey) -> Option<V> {
-        if let Some(value) = self.l1.as_ref().and_then(|l1| l1.fresh(&key)) {
-            return Some(value);
-        }
-        #[cfg(feature = "redis")]
-        if let L2Outcome::Hit(value) = self.l2_lookup(key, &mut None).await {
-            return Some(value);
-        }
-        None
+        self.read(key, false).await
     }
 
     /// As [`peek`](Self::peek), and counted in `perf_cache_requests_total`
@@ -218,10 +211,21 @@ impl<V: Clone + Send + Sync + 'static> FunctionCache<V> {
     /// `call`, reads its entry, so streamed and whole calls count alike.
     #[cfg_attr(not(feature = "ai"), allow(dead_code))]
     pub(crate) async fn lookup(&self, key: CacheKey) -> Option<V> {
-        if let Some(value) = self.hit(&key) {
-            return Some(value);
+        self.read(key, true).await
+    }
+
+    /// L1, then L2; the L1 outcome `counted` or not.
+    #[cfg_attr(not(feature = "ai"), allow(dead_code))]
+    async fn read(&self, key: CacheKey, counted: bool) -> Option<V> {
+        let in_l1 = if counted {
+            self.hit(&key)
+        } else {
+            self.l1.as_ref().and_then(|l1| l1.fresh(&key))
+        };
+        if in_l1.is_some() {
+            return in_l1;
         }
-        if self.l1.is_some() {
+        if counted && self.l1.is_some() {
             self.count("miss");
         }
         #[cfg(feature = "redis")]

@@ -1,6 +1,8 @@
 //! The runners: long-lived tasks, one per slot the pool may have, each
 //! taking the next job handed out, running its body under its timeout with
-//! panics caught, and passing what ended to the reporter.
+//! panics caught, and passing what ended to the reporter. [`run`], one
+//! attempt, is shared with the runners that claim for themselves
+//! (`pull.rs`).
 
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
