@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use perf_runtime::async_job;
-use perf_runtime::jobs::{JobError, JobOutcome, JobState, Jobs, MemoryStore, WorkerConfig};
+use perf_runtime::jobs::{
+    JobError, JobOutcome, JobState, Jobs, MemoryStore, WorkerConfig, WorkerConfigError,
+};
 
 static WELCOMES: AtomicU32 = AtomicU32::new(0);
 static FLAKY_RUNS: AtomicU32 = AtomicU32::new(0);
@@ -238,6 +240,73 @@ async fn a_timed_out_attempt_fails_with_the_timeout() {
             .contains("timed out after 1s"),
         "{record:?}"
     );
+}
+
+#[tokio::test]
+async fn without_heartbeats_a_pool_refuses_a_job_that_may_outlive_its_lease() {
+    let jobs = Jobs::new(Arc::new(MemoryStore::new()));
+    let mut config = WorkerConfig::default();
+    config.queues = vec!["it_slow".to_owned(), "it_stall".to_owned()];
+    config.heartbeats = false;
+    config.lease = Duration::from_secs(30);
+    config.heartbeat = Duration::from_secs(10);
+    // `stalls` may run 60 s; the pool could hold it 20 s.
+    let error = jobs.start_workers(config.clone()).unwrap_err();
+    assert_eq!(
+        error,
+        WorkerConfigError::LeaseShorterThanTimeout {
+            job: "stalls",
+            timeout: Duration::from_secs(60),
+            lease: Duration::from_secs(30),
+            limit: Duration::from_secs(20),
+        }
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("`stalls`") && message.contains("keep `heartbeats` on"),
+        "{message}"
+    );
+    assert!(!jobs.has_workers());
+    // A lease that covers the timeout and a heartbeat's wait is taken, and
+    // so is any lease with heartbeats on (they keep it alive).
+    config.lease = Duration::from_secs(70);
+    jobs.start_workers(config.clone())
+        .expect("60 s + 10 s fit in 70 s");
+    jobs.stop_workers(Duration::from_secs(1)).await;
+    config.heartbeats = true;
+    config.lease = Duration::from_secs(30);
+    jobs.start_workers(config)
+        .expect("heartbeats keep the lease");
+    jobs.stop_workers(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn without_heartbeats_a_job_stored_with_a_longer_timeout_is_stopped_within_its_lease() {
+    let jobs = Jobs::new(Arc::new(MemoryStore::new()));
+    let mut config = WorkerConfig::default();
+    config.concurrency = 1;
+    config.queues = vec!["it_slow".to_owned()];
+    config.heartbeats = false;
+    config.lease = Duration::from_secs(3);
+    config.heartbeat = Duration::from_secs(1);
+    jobs.start_workers(config)
+        .expect("`slow`'s 1 s fits in 3 s");
+    // Stored by hand with a timeout the pool cannot hold.
+    let mut job = raw_job(
+        "slow",
+        "it_slow",
+        rmp_serde::to_vec(&(60_000u64,)).expect("encodes"),
+    );
+    job.timeout = Duration::from_secs(60);
+    job.max_attempts = 1;
+    let handle = jobs.enqueue_raw(job).await.expect("stored");
+    match handle.wait().await {
+        Err(JobError::Dead { reason, .. }) => {
+            assert!(reason.contains("timed out after 2s"), "{reason}");
+        }
+        other => panic!("expected a dead job, got {other:?}"),
+    }
+    jobs.stop_workers(Duration::from_secs(1)).await;
 }
 
 #[tokio::test]

@@ -133,6 +133,11 @@ pub(super) fn names() -> Vec<&'static str> {
     names
 }
 
+/// The spec of every registered job.
+pub(super) fn specs() -> impl Iterator<Item = &'static JobSpec> {
+    REGISTRY.handlers.values().map(|handler| handler.spec)
+}
+
 /// Every registered job with a `cron` schedule, by name.
 pub(super) fn recurring() -> Vec<&'static JobHandler> {
     let mut recurring: Vec<&'static JobHandler> = REGISTRY

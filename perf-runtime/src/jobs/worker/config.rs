@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::super::model::JobSpec;
+
 /// How a worker pool runs.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -22,6 +24,15 @@ pub struct WorkerConfig {
     /// How often a running job's lease is extended; at most a third of
     /// `lease`, so two heartbeats may fail before the lease runs out.
     pub heartbeat: Duration,
+    /// Whether running jobs' leases are extended every `heartbeat` (the
+    /// default: a job may then run longer than its lease). Off, no job may
+    /// outlive its lease: the pool refuses to start when a linked job of
+    /// its queues has a `timeout` above `lease` less one `heartbeat` (the
+    /// longest a claimed job may wait to start), and a job stored with a
+    /// longer timeout ([`Jobs::enqueue_raw`](super::super::Jobs::enqueue_raw))
+    /// is stopped at that bound. It saves a store write per running job
+    /// per heartbeat.
+    pub heartbeats: bool,
     /// How often expired leases are looked for.
     pub sweep: Duration,
     /// Times a job may lose its worker before it is dead (a job that crashes
@@ -41,6 +52,7 @@ impl Default for WorkerConfig {
             queues: vec!["default".to_owned()],
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(10),
+            heartbeats: true,
             sweep: Duration::from_secs(1),
             max_rescues: 3,
             idle_poll: Duration::from_secs(1),
@@ -69,6 +81,22 @@ pub enum WorkerConfigError {
     SharedJobName {
         /// The shared names, sorted.
         names: Vec<&'static str>,
+    },
+    /// Without heartbeats, a linked job of the pool's queues may run longer
+    /// than the pool can hold its lease: another worker would take it over
+    /// while it still runs here.
+    #[error(
+        "job `{job}` may run {timeout:?} (its `timeout`), but without heartbeats this pool holds a job for at most {limit:?} (`lease` {lease:?} less one `heartbeat`): raise `lease`, shorten the job's `timeout`, or keep `heartbeats` on"
+    )]
+    LeaseShorterThanTimeout {
+        /// The job's name.
+        job: &'static str,
+        /// Its `timeout`.
+        timeout: Duration,
+        /// The pool's `lease`.
+        lease: Duration,
+        /// The longest run the pool allows.
+        limit: Duration,
     },
 }
 
@@ -118,5 +146,42 @@ impl WorkerConfig {
             return invalid("sweep", "expected sweep and idle_poll above zero");
         }
         Ok(())
+    }
+
+    /// The longest a job may run in this pool: unbounded with heartbeats;
+    /// without, the lease less one heartbeat (a claimed job may wait that
+    /// long to start before its lease is confirmed again).
+    pub(super) fn longest_run(&self) -> Option<Duration> {
+        (!self.heartbeats).then(|| self.lease.saturating_sub(self.heartbeat))
+    }
+
+    /// Checks that every job of `specs` on this pool's queues can end
+    /// within [`longest_run`](Self::longest_run).
+    ///
+    /// # Errors
+    ///
+    /// [`WorkerConfigError::LeaseShorterThanTimeout`] naming the first job
+    /// (by name) that cannot.
+    pub(super) fn check_timeouts<'a>(
+        &self,
+        specs: impl IntoIterator<Item = &'a JobSpec>,
+    ) -> Result<(), WorkerConfigError> {
+        let Some(limit) = self.longest_run() else {
+            return Ok(());
+        };
+        let mut too_long: Vec<&JobSpec> = specs
+            .into_iter()
+            .filter(|spec| spec.timeout > limit && self.queues.iter().any(|q| q == spec.queue))
+            .collect();
+        too_long.sort_unstable_by_key(|spec| spec.name);
+        match too_long.first() {
+            None => Ok(()),
+            Some(spec) => Err(WorkerConfigError::LeaseShorterThanTimeout {
+                job: spec.name,
+                timeout: spec.timeout,
+                lease: self.lease,
+                limit,
+            }),
+        }
     }
 }

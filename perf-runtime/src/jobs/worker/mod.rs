@@ -93,13 +93,16 @@ impl WorkerPool {
     /// # Errors
     ///
     /// The configuration's [`WorkerConfigError`], or
-    /// [`WorkerConfigError::SharedJobName`] when linked jobs share a name.
+    /// [`WorkerConfigError::SharedJobName`] when linked jobs share a name,
+    /// [`WorkerConfigError::LeaseShorterThanTimeout`] when heartbeats are
+    /// off and a linked job may outlive its lease.
     pub fn start(
         store: Arc<dyn JobStore>,
         config: WorkerConfig,
     ) -> Result<WorkerPool, WorkerConfigError> {
         config.check()?;
         registry::check().map_err(|names| WorkerConfigError::SharedJobName { names })?;
+        config.check_timeouts(registry::specs())?;
         metrics::describe();
         let floor = config.min_concurrency.unwrap_or(config.concurrency);
         let ceiling = config.concurrency;
@@ -161,7 +164,9 @@ impl WorkerPool {
         }
         // Not among `tasks`: shutdown awaits those before draining, and the
         // draining jobs still need their leases kept.
-        tokio::spawn(upkeep::heartbeat_loop(Arc::clone(&shared), stopped));
+        if shared.config.heartbeats {
+            tokio::spawn(upkeep::heartbeat_loop(Arc::clone(&shared), stopped));
+        }
         Ok(WorkerPool {
             shared,
             stop,

@@ -48,7 +48,7 @@ pub(super) async fn runner(shared: Arc<Shared>, index: usize, mut stopped: watch
             },
         };
         shared.set_running(index, Some(job.lease.clone()));
-        let ended = run(job, slot, &shared.running[index].lost).await;
+        let ended = run(&shared, index, job, slot).await;
         shared.set_running(index, None);
         if ended.outcome == JobOutcome::Done && !*stopped.borrow() {
             next = complete_and_claim_next(&shared, ended).await;

@@ -57,7 +57,7 @@ pub(super) async fn runner(
             return;
         };
         shared.set_running(index, Some(job.lease.clone()));
-        let ended = run(job, permit, &shared.running[index].lost).await;
+        let ended = run(&shared, index, job, permit).await;
         shared.set_running(index, None);
         if let Err(refused) = report.send(ended) {
             // The reporter is gone (a store that panicked in it): record
@@ -67,7 +67,13 @@ pub(super) async fn runner(
     }
 }
 
-pub(super) async fn run(job: Claimed, slot: OwnedSemaphorePermit, lost: &Notify) -> Ended {
+/// One attempt of `job` on runner `index`.
+pub(super) async fn run(
+    shared: &Shared,
+    index: usize,
+    job: Claimed,
+    slot: OwnedSemaphorePermit,
+) -> Ended {
     let Claimed { record, lease } = job;
     let JobRecord {
         job:
@@ -89,6 +95,13 @@ pub(super) async fn run(job: Claimed, slot: OwnedSemaphorePermit, lost: &Notify)
     // quanta reads the CPU's counter: a few ns, against tens for the
     // system clock, read several times per job already.
     let started = quanta::Instant::now();
+    // Without heartbeats a job stored with a longer timeout than the pool
+    // can hold it (an `enqueue_raw`) is stopped before its lease runs out.
+    let timeout = shared
+        .config
+        .longest_run()
+        .map_or(timeout, |longest| timeout.min(longest));
+    let lost = &shared.running[index].lost;
     let outcome = match registry::handler(&name) {
         Some(handler) => guarded((handler.run)(&payload), timeout, lost).await,
         None => {
