@@ -59,12 +59,17 @@ impl Db {
             + Unpin
             + 'static,
     {
+        let Some(key_bytes) = params.key_bytes() else {
+            // Values bound without their key bytes (the framework's own
+            // queries): caching would mix up results of different values.
+            return self.fetch_all::<T>(sql, params).await;
+        };
         let cache = cache_for::<T>(name);
         let mut hasher = KeyHasher::seeded(cache.spec().key_seed);
         hasher
             .part(std::any::type_name::<T>())
             .and_then(|h| h.part(sql))
-            .and_then(|h| h.part(params.key_bytes()))
+            .and_then(|h| h.part(key_bytes))
             .expect("strings and bytes always serialize");
         let key = hasher.finish();
         let tags: Vec<String> = tables.iter().map(|table| table_tag(table)).collect();

@@ -19,21 +19,47 @@ use super::DbError;
 /// Each value is also serialized (with its type name) into the key of
 /// [`Db::cached_query`](super::Db::cached_query): two calls share a cached
 /// result only when their values are equal and of the same type.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 #[must_use]
 pub struct Params {
     arguments: PgArguments,
     key_bytes: Vec<u8>,
+    /// False for values never used as a cache key (see [`Params::unkeyed`]).
+    keyed: bool,
     len: usize,
     /// The first value that failed to encode: reported when the query runs,
     /// so binding stays chainable.
     failed: Option<(usize, String)>,
 }
 
+impl Default for Params {
+    fn default() -> Self {
+        Params::new()
+    }
+}
+
 impl Params {
     /// No values.
     pub fn new() -> Self {
-        Params::default()
+        Params {
+            arguments: PgArguments::default(),
+            key_bytes: Vec::new(),
+            keyed: true,
+            len: 0,
+            failed: None,
+        }
+    }
+
+    /// No values, and none kept as cache-key bytes: for the framework's own
+    /// queries, whose results are never cached (a batch enqueue's 10,000
+    /// jobs would otherwise be serialized a second time, for nothing).
+    /// [`Db::cached_query`](super::Db::cached_query) does not cache such a
+    /// query's result.
+    pub(crate) fn unkeyed() -> Self {
+        Params {
+            keyed: false,
+            ..Params::new()
+        }
     }
 
     /// Adds the value of the next placeholder.
@@ -45,12 +71,14 @@ impl Params {
         if self.failed.is_some() {
             return self;
         }
-        let typed = (std::any::type_name::<T>(), &value);
-        match postcard::to_extend(&typed, std::mem::take(&mut self.key_bytes)) {
-            Ok(bytes) => self.key_bytes = bytes,
-            Err(error) => {
-                self.failed = Some((self.len, error.to_string()));
-                return self;
+        if self.keyed {
+            let typed = (std::any::type_name::<T>(), &value);
+            match postcard::to_extend(&typed, std::mem::take(&mut self.key_bytes)) {
+                Ok(bytes) => self.key_bytes = bytes,
+                Err(error) => {
+                    self.failed = Some((self.len, error.to_string()));
+                    return self;
+                }
             }
         }
         if let Err(error) = self.arguments.add(value) {
@@ -77,9 +105,10 @@ impl Params {
         }
     }
 
-    /// The values as key material: self-delimiting, typed.
-    pub(crate) fn key_bytes(&self) -> &[u8] {
-        &self.key_bytes
+    /// The values as key material: self-delimiting, typed; `None` when
+    /// they were bound [`unkeyed`](Self::unkeyed).
+    pub(crate) fn key_bytes(&self) -> Option<&[u8]> {
+        self.keyed.then_some(self.key_bytes.as_slice())
     }
 }
 
@@ -89,7 +118,7 @@ mod tests {
 
     #[test]
     fn values_and_types_both_distinguish_keys() {
-        let key = |params: Params| params.key_bytes().to_vec();
+        let key = |params: Params| params.key_bytes().expect("keyed").to_vec();
         assert_eq!(
             key(Params::new().bind(1_i64)),
             key(Params::new().bind(1_i64))
@@ -114,5 +143,13 @@ mod tests {
         assert_eq!(params.len(), 2);
         assert!(params.into_arguments().is_ok());
         assert!(Params::new().is_empty());
+    }
+
+    #[test]
+    fn unkeyed_values_are_encoded_but_give_no_key() {
+        let params = Params::unkeyed().bind(vec![1_i64, 2]).bind("x");
+        assert_eq!(params.len(), 2);
+        assert_eq!(params.key_bytes(), None);
+        assert!(params.into_arguments().is_ok());
     }
 }

@@ -340,7 +340,10 @@ impl PostgresStore {
         for _ in 0..PURGE_ROUNDS {
             let batch = self
                 .db
-                .execute(PURGE_COMPLETED, Params::new().bind(age).bind(PURGE_BATCH))
+                .execute(
+                    PURGE_COMPLETED,
+                    Params::unkeyed().bind(age).bind(PURGE_BATCH),
+                )
                 .await
                 .map_err(|e| unavailable(&e))?;
             deleted += batch;
@@ -451,7 +454,7 @@ impl PostgresStore {
 }
 
 fn lease_params(lease: &Lease) -> Params {
-    Params::new()
+    Params::unkeyed()
         .bind(lease.id.0 as i64)
         .bind(lease.token as i64)
 }
@@ -464,7 +467,7 @@ impl JobStore for PostgresStore {
 
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
         if job.unique_key.is_none() {
-            let params = Params::new()
+            let params = Params::unkeyed()
                 .bind(job.name)
                 .bind(job.queue)
                 .bind(job.priority.0)
@@ -559,19 +562,12 @@ impl JobStore for PostgresStore {
             return Ok(stored);
         }
         let count = jobs.len();
-        let mut columns = BatchColumns::default();
-        for job in jobs {
-            columns.push(job)?;
-        }
-        let queues: Vec<String> = {
-            let mut queues = columns.queue.clone();
-            queues.sort_unstable();
-            queues.dedup();
-            queues
-        };
+        let mut queues: Vec<&str> = jobs.iter().map(|job| &*job.queue).collect();
+        queues.sort_unstable();
+        queues.dedup();
         let ids: Option<(Vec<i64>,)> = self
             .db
-            .fetch_optional(INSERT_BATCH, columns.into_params())
+            .fetch_optional(INSERT_BATCH, batch_params(&jobs)?)
             .await
             .map_err(|e| unavailable(&e))?;
         let ids = ids.map(|(ids,)| ids).unwrap_or_default();
@@ -586,7 +582,7 @@ impl JobStore for PostgresStore {
             });
         }
         for queue in queues {
-            let _ = self.db.execute(NOTIFY, Params::new().bind(queue)).await;
+            let _ = self.db.execute(NOTIFY, Params::unkeyed().bind(queue)).await;
         }
         Ok(ids
             .into_iter()
@@ -604,7 +600,7 @@ impl JobStore for PostgresStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let params = Params::new()
+        let params = Params::unkeyed()
             .bind(queues.to_vec())
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
@@ -649,7 +645,7 @@ impl JobStore for PostgresStore {
         let tokens: Vec<i64> = leases.iter().map(|lease| lease.token as i64).collect();
         let done: Vec<(i64,)> = self
             .db
-            .fetch_all(COMPLETE_MANY, Params::new().bind(ids).bind(tokens))
+            .fetch_all(COMPLETE_MANY, Params::unkeyed().bind(ids).bind(tokens))
             .await
             .map_err(|e| unavailable(&e))?;
         let done: std::collections::HashSet<i64> = done.into_iter().map(|(id,)| id).collect();
@@ -705,7 +701,7 @@ impl JobStore for PostgresStore {
             .db
             .fetch_all(
                 RESCUE,
-                Params::new().bind(i32::try_from(max_rescues).unwrap_or(i32::MAX)),
+                Params::unkeyed().bind(i32::try_from(max_rescues).unwrap_or(i32::MAX)),
             )
             .await
             .map_err(|e| unavailable(&e))?;
@@ -717,7 +713,7 @@ impl JobStore for PostgresStore {
     async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
         let row: Option<JobRow> = self
             .db
-            .fetch_optional(GET, Params::new().bind(id.0 as i64))
+            .fetch_optional(GET, Params::unkeyed().bind(id.0 as i64))
             .await
             .map_err(|e| unavailable(&e))?;
         row.map(JobRow::into_record).transpose()
@@ -728,7 +724,7 @@ impl JobStore for PostgresStore {
         queue: Option<&str>,
         limit: usize,
     ) -> Result<Vec<JobRecord>, StoreError> {
-        let params = Params::new()
+        let params = Params::unkeyed()
             .bind(queue.map(str::to_owned))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX));
         let rows: Vec<JobRow> = self
@@ -742,7 +738,7 @@ impl JobStore for PostgresStore {
     async fn requeue_dead(&self, id: JobId) -> Result<bool, StoreError> {
         let changed = self
             .db
-            .execute(REQUEUE_DEAD, Params::new().bind(id.0 as i64))
+            .execute(REQUEUE_DEAD, Params::unkeyed().bind(id.0 as i64))
             .await
             .map_err(|e| unavailable(&e))?;
         Ok(changed == 1)
@@ -750,14 +746,14 @@ impl JobStore for PostgresStore {
 
     async fn purge_dead(&self, queue: Option<&str>) -> Result<u64, StoreError> {
         self.db
-            .execute(PURGE_DEAD, Params::new().bind(queue.map(str::to_owned)))
+            .execute(PURGE_DEAD, Params::unkeyed().bind(queue.map(str::to_owned)))
             .await
             .map_err(|e| unavailable(&e))
     }
 
     async fn pause(&self, queue: &str) -> Result<(), StoreError> {
         self.db
-            .execute(PAUSE, Params::new().bind(queue.to_owned()).bind(true))
+            .execute(PAUSE, Params::unkeyed().bind(queue.to_owned()).bind(true))
             .await
             .map(drop)
             .map_err(|e| unavailable(&e))
@@ -765,13 +761,13 @@ impl JobStore for PostgresStore {
 
     async fn resume(&self, queue: &str) -> Result<(), StoreError> {
         self.db
-            .execute(PAUSE, Params::new().bind(queue.to_owned()).bind(false))
+            .execute(PAUSE, Params::unkeyed().bind(queue.to_owned()).bind(false))
             .await
             .map(drop)
             .map_err(|e| unavailable(&e))?;
         let _ = self
             .db
-            .execute(NOTIFY, Params::new().bind(queue.to_owned()))
+            .execute(NOTIFY, Params::unkeyed().bind(queue.to_owned()))
             .await;
         Ok(())
     }
@@ -779,7 +775,7 @@ impl JobStore for PostgresStore {
     async fn depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
         let rows: Vec<(String, i64, i64, i64, i64)> = self
             .db
-            .fetch_all(DEPTHS, Params::new())
+            .fetch_all(DEPTHS, Params::unkeyed())
             .await
             .map_err(|e| unavailable(&e))?;
         Ok(rows
@@ -893,45 +889,46 @@ impl JobRow {
     }
 }
 
-/// The columns of a batch insert, one array each.
-#[derive(Default)]
-struct BatchColumns {
-    name: Vec<String>,
-    queue: Vec<String>,
-    priority: Vec<i16>,
-    payload: Vec<Vec<u8>>,
-    run_at: Vec<i64>,
-    max_attempts: Vec<i32>,
-    backoff: Vec<Vec<u8>>,
-    timeout_ms: Vec<i64>,
-}
-
-impl BatchColumns {
-    fn push(&mut self, job: NewJob) -> Result<(), StoreError> {
-        self.name.push(job.name.into_owned());
-        self.queue.push(job.queue.into_owned());
-        self.priority.push(job.priority.0);
-        self.payload.push(job.payload);
-        self.run_at.push(millis(job.run_at));
-        self.max_attempts
-            .push(i32::try_from(job.max_attempts).unwrap_or(i32::MAX));
-        self.backoff.push(encode_backoff(&job.backoff)?);
-        self.timeout_ms
-            .push(i64::try_from(job.timeout.as_millis()).unwrap_or(i64::MAX));
-        Ok(())
+/// The columns of [`INSERT_BATCH`], borrowed from `jobs`: no copy of a
+/// name, queue or payload per job, and each distinct backoff encoded once
+/// (a batch of one job type has one).
+fn batch_params(jobs: &[NewJob]) -> Result<Params, StoreError> {
+    let mut distinct: Vec<(Backoff, Vec<u8>)> = Vec::new();
+    for job in jobs {
+        if !distinct.iter().any(|(backoff, _)| *backoff == job.backoff) {
+            distinct.push((job.backoff, encode_backoff(&job.backoff)?));
+        }
     }
-
-    fn into_params(self) -> Params {
-        Params::new()
-            .bind(self.name)
-            .bind(self.queue)
-            .bind(self.priority)
-            .bind(self.payload)
-            .bind(self.run_at)
-            .bind(self.max_attempts)
-            .bind(self.backoff)
-            .bind(self.timeout_ms)
-    }
+    let encoded = |backoff: &Backoff| {
+        distinct
+            .iter()
+            .find(|(known, _)| known == backoff)
+            .map_or(&[][..], |(_, bytes)| bytes.as_slice())
+    };
+    let column = |value: fn(&NewJob) -> i64| jobs.iter().map(value).collect::<Vec<i64>>();
+    Ok(Params::unkeyed()
+        .bind(jobs.iter().map(|job| &*job.name).collect::<Vec<&str>>())
+        .bind(jobs.iter().map(|job| &*job.queue).collect::<Vec<&str>>())
+        .bind(jobs.iter().map(|job| job.priority.0).collect::<Vec<i16>>())
+        .bind(
+            jobs.iter()
+                .map(|job| job.payload.as_slice())
+                .collect::<Vec<&[u8]>>(),
+        )
+        .bind(column(|job| millis(job.run_at)))
+        .bind(
+            jobs.iter()
+                .map(|job| i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+                .collect::<Vec<i32>>(),
+        )
+        .bind(
+            jobs.iter()
+                .map(|job| encoded(&job.backoff))
+                .collect::<Vec<&[u8]>>(),
+        )
+        .bind(column(|job| {
+            i64::try_from(job.timeout.as_millis()).unwrap_or(i64::MAX)
+        })))
 }
 
 fn encode_backoff(backoff: &Backoff) -> Result<Vec<u8>, StoreError> {
