@@ -23,9 +23,8 @@ use super::DbError;
 #[must_use]
 pub struct Params {
     arguments: PgArguments,
-    key_bytes: Vec<u8>,
-    /// False for values never used as a cache key (see [`Params::unkeyed`]).
-    keyed: bool,
+    /// `None` for values never used as a cache key (see [`Params::unkeyed`]).
+    key_bytes: Option<Vec<u8>>,
     len: usize,
     /// The first value that failed to encode: reported when the query runs,
     /// so binding stays chainable.
@@ -43,8 +42,7 @@ impl Params {
     pub fn new() -> Self {
         Params {
             arguments: PgArguments::default(),
-            key_bytes: Vec::new(),
-            keyed: true,
+            key_bytes: Some(Vec::new()),
             len: 0,
             failed: None,
         }
@@ -57,7 +55,7 @@ impl Params {
     /// query's result.
     pub(crate) fn unkeyed() -> Self {
         Params {
-            keyed: false,
+            key_bytes: None,
             ..Params::new()
         }
     }
@@ -71,11 +69,13 @@ impl Params {
         if self.failed.is_some() {
             return self;
         }
-        if self.keyed {
+        if let Some(key_bytes) = self.key_bytes.take() {
             let typed = (std::any::type_name::<T>(), &value);
-            match postcard::to_extend(&typed, std::mem::take(&mut self.key_bytes)) {
-                Ok(bytes) => self.key_bytes = bytes,
+            match postcard::to_extend(&typed, key_bytes) {
+                Ok(bytes) => self.key_bytes = Some(bytes),
                 Err(error) => {
+                    // The key is not read once binding failed.
+                    self.key_bytes = Some(Vec::new());
                     self.failed = Some((self.len, error.to_string()));
                     return self;
                 }
@@ -108,7 +108,7 @@ impl Params {
     /// The values as key material: self-delimiting, typed; `None` when
     /// they were bound [`unkeyed`](Self::unkeyed).
     pub(crate) fn key_bytes(&self) -> Option<&[u8]> {
-        self.keyed.then_some(self.key_bytes.as_slice())
+        self.key_bytes.as_deref()
     }
 }
 

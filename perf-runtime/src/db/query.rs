@@ -96,8 +96,11 @@ impl Db {
             Ok(result) => result.map_err(|error| self.query_failed(&error)),
             Err(_) => {
                 // Mid-protocol, the connection cannot be reused: close it
-                // rather than hand it back.
+                // rather than hand it back. No answer at all may be a
+                // network that swallows packets: the idle connections are
+                // pinged before they are lent, as after any failure.
                 conn.discard();
+                self.inner.idle_check.failed();
                 Err(DbError::TimedOut {
                     server: self.server(),
                     timeout: self.inner.query_timeout,

@@ -893,18 +893,18 @@ impl JobRow {
 /// name, queue or payload per job, and each distinct backoff encoded once
 /// (a batch of one job type has one).
 fn batch_params(jobs: &[NewJob]) -> Result<Params, StoreError> {
-    let mut distinct: Vec<(Backoff, Vec<u8>)> = Vec::new();
+    let mut encoded: Vec<(Backoff, Vec<u8>)> = Vec::new();
+    let mut backoff_of_job = Vec::with_capacity(jobs.len());
     for job in jobs {
-        if !distinct.iter().any(|(backoff, _)| *backoff == job.backoff) {
-            distinct.push((job.backoff, encode_backoff(&job.backoff)?));
-        }
+        let index = match encoded.iter().position(|(known, _)| *known == job.backoff) {
+            Some(index) => index,
+            None => {
+                encoded.push((job.backoff, encode_backoff(&job.backoff)?));
+                encoded.len() - 1
+            }
+        };
+        backoff_of_job.push(index);
     }
-    let encoded = |backoff: &Backoff| {
-        distinct
-            .iter()
-            .find(|(known, _)| known == backoff)
-            .map_or(&[][..], |(_, bytes)| bytes.as_slice())
-    };
     let column = |value: fn(&NewJob) -> i64| jobs.iter().map(value).collect::<Vec<i64>>();
     Ok(Params::unkeyed()
         .bind(jobs.iter().map(|job| &*job.name).collect::<Vec<&str>>())
@@ -912,7 +912,7 @@ fn batch_params(jobs: &[NewJob]) -> Result<Params, StoreError> {
         .bind(jobs.iter().map(|job| job.priority.0).collect::<Vec<i16>>())
         .bind(
             jobs.iter()
-                .map(|job| job.payload.as_slice())
+                .map(|job| &job.payload[..])
                 .collect::<Vec<&[u8]>>(),
         )
         .bind(column(|job| millis(job.run_at)))
@@ -922,8 +922,9 @@ fn batch_params(jobs: &[NewJob]) -> Result<Params, StoreError> {
                 .collect::<Vec<i32>>(),
         )
         .bind(
-            jobs.iter()
-                .map(|job| encoded(&job.backoff))
+            backoff_of_job
+                .iter()
+                .map(|&index| &encoded[index].1[..])
                 .collect::<Vec<&[u8]>>(),
         )
         .bind(column(|job| {

@@ -169,12 +169,11 @@ impl WorkerConfig {
         let Some(limit) = self.longest_run() else {
             return Ok(());
         };
-        let mut too_long: Vec<&JobSpec> = specs
+        let first_too_long = specs
             .into_iter()
             .filter(|spec| spec.timeout > limit && self.queues.iter().any(|q| q == spec.queue))
-            .collect();
-        too_long.sort_unstable_by_key(|spec| spec.name);
-        match too_long.first() {
+            .min_by_key(|spec| spec.name);
+        match first_too_long {
             None => Ok(()),
             Some(spec) => Err(WorkerConfigError::LeaseShorterThanTimeout {
                 job: spec.name,
